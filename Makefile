@@ -1,0 +1,39 @@
+# Every target sets itself up (scripts/bootstrap is idempotent), so each works on a fresh clone.
+.PHONY: run serve test lint format superuser bench-sync bench-api
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+## run: development server on $(HOST):$(PORT) (Postgres and Redis from the environment or the defaults)
+run:
+	scripts/bootstrap runtime
+	.venv/bin/python manage.py collectstatic --noinput --verbosity 0
+	.venv/bin/python manage.py runserver $(HOST):$(PORT)
+
+## serve: the production server (gunicorn) on $(HOST):$(PORT)
+serve:
+	scripts/bootstrap runtime
+	.venv/bin/python manage.py collectstatic --noinput --verbosity 0
+	.venv/bin/gunicorn config.wsgi --bind $(HOST):$(PORT) --config config/gunicorn.py
+
+## test: the whole test suite against the real Postgres and Redis
+test:
+	scripts/bootstrap dev
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+## lint: ruff, as CI runs it
+lint:
+	scripts/bootstrap dev
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+## format: fix what ruff can fix
+format:
+	scripts/bootstrap dev
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+## superuser: create an admin user from DJANGO_SUPERUSER_USERNAME/_EMAIL/_PASSWORD, without prompts
+superuser:
+	scripts/bootstrap runtime
+	.venv/bin/python manage.py createsuperuser --noinput

@@ -1,0 +1,256 @@
+"""The 2015 Street Tree Census, its species, and the record of every sync.
+
+Field names follow the Socrata API names (see ../shared/SOCRATA.md) so analysts can match
+them to the portal, except where a name would mislead: `created_at` there is the survey
+date (stored as `surveyed_on`), `spc_latin`/`spc_common` become the `species` reference,
+and `boroname`/`cb_num` become `borough`/`community_board`.
+
+The 1995 and 2005 censuses and the Parks live inventory will arrive as their own models
+beside `Tree` (their fields and vocabularies differ), sharing `Species` where names match.
+"""
+
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.functions import Upper
+
+
+class Species(models.Model):
+    """A tree species, shared by every census that names it."""
+
+    latin_name = models.CharField(max_length=200, unique=True)
+    common_name = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["latin_name"]
+        verbose_name_plural = "species"
+        indexes = [models.Index(fields=["common_name"])]
+
+    def __str__(self) -> str:
+        if self.common_name:
+            return f"{self.common_name} ({self.latin_name})"
+        return self.latin_name
+
+
+class Borough(models.TextChoices):
+    MANHATTAN = "Manhattan"
+    BRONX = "Bronx"
+    BROOKLYN = "Brooklyn"
+    QUEENS = "Queens"
+    STATEN_ISLAND = "Staten Island"
+
+
+class CurbLocation(models.TextChoices):
+    ON_CURB = "OnCurb", "On curb"
+    OFFSET_FROM_CURB = "OffsetFromCurb", "Offset from curb"
+
+
+class Status(models.TextChoices):
+    ALIVE = "Alive"
+    DEAD = "Dead"
+    STUMP = "Stump"
+
+
+class Health(models.TextChoices):
+    GOOD = "Good"
+    FAIR = "Fair"
+    POOR = "Poor"
+
+
+class Steward(models.TextChoices):
+    NONE = "None"
+    ONE_OR_TWO = "1or2", "1 or 2"
+    THREE_OR_FOUR = "3or4", "3 or 4"
+    FOUR_OR_MORE = "4orMore", "4 or more"
+
+
+class Guards(models.TextChoices):
+    NONE = "None"
+    HELPFUL = "Helpful"
+    HARMFUL = "Harmful"
+    UNSURE = "Unsure"
+
+
+class Sidewalk(models.TextChoices):
+    NO_DAMAGE = "NoDamage", "No damage"
+    DAMAGE = "Damage"
+
+
+class UserType(models.TextChoices):
+    TREESCOUNT_STAFF = "TreesCount Staff"
+    VOLUNTEER = "Volunteer"
+    NYC_PARKS_STAFF = "NYC Parks Staff"
+
+
+class Tree(models.Model):
+    """One row of the 2015 census (Socrata dataset uvpi-gqnh), keyed by its `tree_id`."""
+
+    tree_id = models.BigIntegerField(primary_key=True, help_text="Socrata's natural key.")
+    block_id = models.IntegerField(null=True, blank=True)
+    surveyed_on = models.DateField(null=True, blank=True, help_text="Socrata `created_at`.")
+    tree_dbh = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Trunk diameter in inches at about 4.5 ft."
+    )
+    stump_diam = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Stump diameter in inches; 0 for standing trees."
+    )
+    curb_loc = models.CharField(max_length=14, choices=CurbLocation, blank=True)
+    status = models.CharField(max_length=5, choices=Status)
+    health = models.CharField(
+        max_length=4, choices=Health, blank=True, help_text="Empty for Dead and Stump."
+    )
+    species = models.ForeignKey(
+        Species,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="trees",
+        db_index=False,  # covered by the (species, tree_id) index below
+        help_text="Empty for Dead and Stump.",
+    )
+    steward = models.CharField(max_length=7, choices=Steward, blank=True)
+    guards = models.CharField(max_length=7, choices=Guards, blank=True)
+    sidewalk = models.CharField(max_length=8, choices=Sidewalk, blank=True)
+    user_type = models.CharField(max_length=16, choices=UserType, blank=True)
+    problems = models.TextField(blank=True, help_text="Problem names joined by commas, or `None`.")
+    root_stone = models.BooleanField(null=True)
+    root_grate = models.BooleanField(null=True)
+    root_other = models.BooleanField(null=True)
+    trunk_wire = models.BooleanField(null=True)
+    trnk_light = models.BooleanField(null=True)
+    trnk_other = models.BooleanField(null=True)
+    brch_light = models.BooleanField(null=True)
+    brch_shoe = models.BooleanField(null=True)
+    brch_other = models.BooleanField(null=True)
+    address = models.CharField(max_length=200, blank=True)
+    zipcode = models.CharField(max_length=5, blank=True, help_text="Text: `83` is Central Park.")
+    zip_city = models.CharField(max_length=100, blank=True)
+    community_board = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Socrata `cb_num`: borough digit + district."
+    )
+    borocode = models.PositiveSmallIntegerField(null=True, blank=True)
+    borough = models.CharField(max_length=13, choices=Borough, help_text="Socrata `boroname`.")
+    cncldist = models.PositiveSmallIntegerField(null=True, blank=True)
+    st_assem = models.PositiveSmallIntegerField(null=True, blank=True)
+    st_senate = models.PositiveSmallIntegerField(null=True, blank=True)
+    nta = models.CharField(max_length=4, blank=True, help_text="2010 NTA code.")
+    nta_name = models.CharField(max_length=100, blank=True)
+    boro_ct = models.IntegerField(null=True, blank=True)
+    state = models.CharField(max_length=20, blank=True)
+    latitude = models.FloatField()
+    longitude = models.FloatField()
+    x_sp = models.FloatField(null=True, blank=True, help_text="NY State Plane, feet.")
+    y_sp = models.FloatField(null=True, blank=True, help_text="NY State Plane, feet.")
+    council_district = models.PositiveSmallIntegerField(null=True, blank=True)
+    census_tract = models.IntegerField(null=True, blank=True)
+    bin = models.IntegerField(null=True, blank=True, help_text="Building id.")
+    bbl = models.BigIntegerField(null=True, blank=True, help_text="Borough-block-lot.")
+    socrata_id = models.CharField(max_length=40, blank=True, help_text="Socrata `:id`.")
+    socrata_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Socrata `:updated_at`, for incremental sync."
+    )
+
+    class Meta:
+        ordering = ["tree_id"]
+        indexes = [
+            # Each filter the API offers, paired with the key it pages by (cursor on tree_id),
+            # so "filter, order by tree_id, limit N" walks one index without sorting.
+            models.Index(fields=["borough", "tree_id"], name="tree_borough_idx"),
+            models.Index(fields=["zipcode", "tree_id"], name="tree_zipcode_idx"),
+            models.Index(fields=["species", "tree_id"], name="tree_species_idx"),
+            models.Index(fields=["health", "tree_id"], name="tree_health_idx"),
+            models.Index(fields=["status", "tree_id"], name="tree_status_idx"),
+            models.Index(fields=["tree_dbh"], name="tree_dbh_idx"),
+            models.Index(fields=["latitude", "longitude"], name="tree_location_idx"),
+            # Trigram index for the admin's and API's substring search on addresses.
+            GinIndex(
+                OpClass(Upper("address"), name="gin_trgm_ops"),
+                name="tree_address_trgm_idx",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(latitude__gte=40.4, latitude__lte=41.0)
+                & models.Q(longitude__gte=-74.3, longitude__lte=-73.6),
+                name="tree_location_in_new_york",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=Status.values), name="tree_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(borough__in=Borough.values), name="tree_borough_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(health__in=[*Health.values, ""]),
+                name="tree_health_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Tree {self.tree_id}"
+
+
+class SyncRun(models.Model):
+    """One run of `sync_trees`: what it fetched, what it changed, and how it ended."""
+
+    class Mode(models.TextChoices):
+        FULL = "full"
+        INCREMENTAL = "incremental"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    dataset = models.CharField(max_length=20)
+    source = models.CharField(
+        max_length=500, blank=True, help_text="URL or file read; never carries the app token."
+    )
+    mode = models.CharField(max_length=11, choices=Mode)
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=9, choices=Status, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    rows_fetched = models.PositiveIntegerField(default=0)
+    rows_inserted = models.PositiveIntegerField(default=0)
+    rows_updated = models.PositiveIntegerField(default=0)
+    rows_unchanged = models.PositiveIntegerField(default=0)
+    rows_deleted = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    rejection_samples = models.JSONField(
+        default=list, blank=True, help_text="Up to a few dozen rejected rows and why."
+    )
+    watermark = models.DateTimeField(
+        null=True, blank=True, help_text="Newest Socrata `:updated_at` this run stored."
+    )
+    error_message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["dataset", "status", "-started_at"])]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.get_mode_display()} sync of {self.dataset} at {self.started_at:%Y-%m-%d %H:%M}"
+        )
+
+    @property
+    def duration(self):
+        if self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+class DataVersion(models.Model):
+    """A single row counting changes to the census data; the API's cache keys carry it.
+
+    The sync increments it in the same transaction as the rows it changes, so the number
+    in Postgres always matches the data. Redis keeps a copy for the hot path (trees.cache).
+    """
+
+    SINGLETON_PK = 1
+
+    version = models.BigIntegerField(default=1)
+    changed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"data version {self.version}"
