@@ -20,11 +20,12 @@ if _env_file.is_file():
     environ.Env.read_env(_env_file)
 
 
-def secret(name: str, default: str | None = None) -> str | None:
+def secret(name: str, default: str | None = None, *, optional: bool = False) -> str | None:
     """Read a secret from NAME or NAME_FILE, stripped of the newline secret files tend to end with.
 
     A NAME_FILE that cannot be read stops start-up with a message naming the variable and
-    the path, but never the secret itself.
+    the path, but never the secret itself. An empty value is an error, unless the secret is
+    `optional` (an empty Docker secret file then means "not set").
     """
     try:
         value = env.str(name, default=None)
@@ -35,6 +36,8 @@ def secret(name: str, default: str | None = None) -> str | None:
     if value is None:
         return default
     value = value.strip()
+    if not value and optional:
+        return default
     if not value:
         raise ImproperlyConfigured(f"{name} is set but empty (check {name} or {name}_FILE)")
     return value
@@ -71,6 +74,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so probes are answered whatever the Host header, HTTPS or session state.
+    "trees.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -187,7 +192,7 @@ SESSION_COOKIE_HTTPONLY = True
 
 SOCRATA_URL = env.str("SOCRATA_URL", default="https://data.cityofnewyork.us").rstrip("/")
 SOCRATA_DATASET = env.str("SOCRATA_DATASET", default="uvpi-gqnh")
-SOCRATA_APP_TOKEN = secret("SOCRATA_APP_TOKEN")
+SOCRATA_APP_TOKEN = secret("SOCRATA_APP_TOKEN", optional=True)
 
 # --- Logging: everything to stdout, for containers and process managers ---------------------
 

@@ -176,6 +176,12 @@ def test_empty_secret_file_is_an_error(tmp_path):
     assert "SECRET_KEY is set but empty" in result.stderr
 
 
+def test_empty_app_token_file_means_no_token(tmp_path):
+    (tmp_path / "token").write_text("\n")
+    loaded = settings_with(SECRET_KEY=GOOD_KEY, SOCRATA_APP_TOKEN_FILE=str(tmp_path / "token"))
+    assert loaded["SOCRATA_APP_TOKEN"] is None
+
+
 def test_https_only_switches_on_secure_cookies_and_hsts():
     loaded = settings_with(SECRET_KEY=GOOD_KEY, HTTPS_ONLY="true")
     assert loaded["SESSION_COOKIE_SECURE"] is True

@@ -1,0 +1,56 @@
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+
+def test_healthz_answers_without_touching_anything(client):
+    # No django_db mark: any database access here would raise.
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+    assert response["Cache-Control"] == "no-store"
+
+
+def test_healthz_ignores_the_host_header(client):
+    # A healthcheck may call the container by IP while ALLOWED_HOSTS names the public host.
+    assert client.get("/healthz", HTTP_HOST="10.0.0.7:8000").status_code == 200
+
+
+@pytest.mark.django_db
+def test_readyz_checks_postgres_and_redis(client):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert [q["sql"] for q in queries] == ["SELECT 1"]
+
+
+@pytest.mark.django_db
+def test_readyz_names_redis_when_it_is_down(client, settings):
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "checks": {"postgres": "ok", "redis": "down"},
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_names_postgres_when_it_is_down(client):
+    original = connection.settings_dict
+    connection.close()
+    connection.settings_dict = {**original, "PORT": 1}
+    try:
+        response = client.get("/readyz")
+    finally:
+        connection.close()
+        connection.settings_dict = original
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"postgres": "down", "redis": "ok"}
+
+
+def test_probes_refuse_writes(client):
+    assert client.post("/healthz").status_code == 405
