@@ -219,6 +219,9 @@ class SyncRun(models.Model):
     rejection_samples = models.JSONField(
         default=list, blank=True, help_text="Up to a few dozen rejected rows and why."
     )
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="What the run noticed but could live with."
+    )
     watermark = models.DateTimeField(
         null=True, blank=True, help_text="Newest Socrata `:updated_at` this run stored."
     )
