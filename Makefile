@@ -37,3 +37,8 @@ format:
 superuser:
 	scripts/bootstrap runtime
 	.venv/bin/python manage.py createsuperuser --noinput
+
+## bench-sync: time sync_trees against a plain COPY (683,788 rows; see benchmarks/bench_sync.py)
+bench-sync:
+	scripts/bootstrap dev
+	.venv/bin/python -m benchmarks.bench_sync $(BENCH_ARGS)

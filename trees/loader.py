@@ -151,24 +151,37 @@ def _fast_typing_sql() -> str:
 
 
 def read_value(column: Column, staged: str) -> str:
-    """SQL for the value to store from the staged one: dates and timestamps are read here."""
+    """SQL for the value to store from a staged one that passed the checks."""
     if column.kind is Kind.DATE:
-        return (
-            f"CASE WHEN {staged} ~ {_literal(_SAFE_DATE)} THEN substr({staged}, 1, 10)::date "
-            f"WHEN {staged} ~ {_literal(_SAFE_US_DATE)} THEN to_date({staged}, 'MM/DD/YYYY') "
-            f"ELSE trees_parse_date({staged}) END"
-        )
+        return f"{staged}::date"  # ISO, or US style under the sync's DateStyle (MDY)
     if column.kind is Kind.TIMESTAMP:
-        return (
-            f"CASE WHEN {staged} ~ {_literal(_SAFE_TIMESTAMP)} THEN {staged}::timestamptz "
-            f"ELSE trees_parse_timestamp({staged}) END"
-        )
+        return f"{staged}::timestamptz"
     if column.kind in (Kind.TEXT, Kind.CHOICE):
         return f"COALESCE({staged}, '')"  # Django's convention: blank text is ''
     return staged
 
 
-def _rule_checks(column: Column) -> list[tuple[str, str]]:
+def _readable(column: Column, staged: str, *, careful: bool) -> str:
+    """SQL that holds when a staged date or timestamp reads as one.
+
+    The fast form casts (the cheapest test there is: a regular expression costs several
+    times more) after ruling out Postgres's special words ('today', 'epoch', 'infinity'),
+    none of which starts with a digit; an impossible date makes it raise. The careful form
+    tests the shape, and sends only odd values through the never-raising SQL functions.
+    """
+    if not careful:
+        return f"(ascii({staged}) BETWEEN 48 AND 57 AND {read_value(column, staged)} IS NOT NULL)"
+    if column.kind is Kind.DATE:
+        return (
+            f"({staged} ~ {_literal(_SAFE_DATE)} OR {staged} ~ {_literal(_SAFE_US_DATE)} "
+            f"OR trees_parse_date({staged}) IS NOT NULL)"
+        )
+    return (
+        f"({staged} ~ {_literal(_SAFE_TIMESTAMP)} OR trees_parse_timestamp({staged}) IS NOT NULL)"
+    )
+
+
+def _rule_checks(column: Column, *, careful: bool) -> list[tuple[str, str]]:
     """(condition that holds for a usable row, SQL for the reason when it does not)."""
     name, value = column.field, column.field
     checks = []
@@ -184,7 +197,7 @@ def _rule_checks(column: Column) -> list[tuple[str, str]]:
     if column.kind in (Kind.DATE, Kind.TIMESTAMP):
         checks.append(
             (
-                f"({value} IS NULL OR {read_value(column, value)} IS NOT NULL)",
+                f"({value} IS NULL OR {_readable(column, value, careful=careful)})",
                 f"{_literal(f'{name} is not {_KIND_NAMES[column.kind]}: ')} "
                 f"|| quote_literal(left({value}, 40))",
             )
@@ -223,13 +236,13 @@ def _canonical_choice(column: Column) -> str:
     return f"COALESCE(CASE lower(btrim({column.field})) {whens} END, {fallback})"
 
 
-def _build_validation_sql() -> tuple[str, str]:
-    """Two UPDATEs over sync_typed: normalise spellings, then record every broken rule.
+def _build_normalise_sql() -> str:
+    """UPDATE sync_typed: the census's spelling of each choice, and boroughs from their code.
 
-    Both only touch rows that need it; their WHERE is cheap to test on every row.
+    It only touches rows that need it; its WHERE is cheap to test on every row.
     """
     choices = [c for c in COLUMNS if c.kind is Kind.CHOICE]
-    normalise = f"""
+    return f"""
         UPDATE {TYPED} SET {", ".join(f"{c.field} = {_canonical_choice(c)}" for c in choices)}
         WHERE borough IS NULL OR NOT ({
         " AND ".join(
@@ -239,7 +252,11 @@ def _build_validation_sql() -> tuple[str, str]:
         )
     })
     """
-    checks = [check for column in COLUMNS for check in _rule_checks(column)]
+
+
+def _build_mark_sql(*, careful: bool) -> str:
+    """UPDATE sync_typed: record every broken rule of each row that breaks one."""
+    checks = [c for column in COLUMNS for c in _rule_checks(column, careful=careful)]
     (low_lat, high_lat), (low_lon, high_lon) = LATITUDE_RANGE, LONGITUDE_RANGE
     checks.append(
         (
@@ -248,29 +265,42 @@ def _build_validation_sql() -> tuple[str, str]:
             "'coordinates outside New York: ' || latitude || ', ' || longitude",
         )
     )
-    checks.append(("borough IS NOT NULL OR status IS NULL", "'borough is missing'"))
+    checks.append(("borough IS NOT NULL", "'borough is missing'"))
     reasons = ", ".join(f"CASE WHEN NOT ({ok}) THEN {why} END" for ok, why in checks)
-    mark = f"""
+    return f"""
         UPDATE {TYPED} SET reason = concat_ws('; ', reason, {reasons})
         WHERE NOT ({" AND ".join(f"({ok})" for ok, _ in checks)})
     """
-    return normalise, mark
 
 
 def _build_upsert_sql() -> str:
-    """One INSERT … ON CONFLICT for the page; unchanged trees are skipped, not rewritten."""
+    """One INSERT … ON CONFLICT for the page; unchanged trees are skipped, not rewritten.
 
-    def selected(name: str) -> str:
-        return read_value(next(c for c in COLUMNS if c.field == name), f"s.{name}")
-
+    Unchanged rows are filtered out by a join before the insert, not only by the ON
+    CONFLICT's WHERE: Postgres locks (and so writes to) every conflicting row it reaches,
+    even when the WHERE then declines to update it.
+    """
+    incoming = ", ".join(
+        f"{read_value(next(c for c in COLUMNS if c.field == f), f's.{f}')} AS {f}"
+        for f in TREE_FIELDS
+    )
+    columns = ", ".join([*TREE_FIELDS, "species_id"])
     excluded = ", ".join(f"EXCLUDED.{f}" for f in UPDATED_FIELDS)
     return f"""
-        WITH upserted AS (
-            INSERT INTO {TREE_TABLE} AS t ({", ".join(TREE_FIELDS)}, species_id)
-            SELECT {", ".join(selected(f) for f in TREE_FIELDS)}, sp.id
+        WITH incoming AS (
+            SELECT {incoming}, sp.id AS species_id
             FROM {TYPED} AS s
             LEFT JOIN {SPECIES_TABLE} AS sp ON sp.latin_name = s.spc_latin
             WHERE s.reason IS NULL
+        ),
+        upserted AS (
+            INSERT INTO {TREE_TABLE} AS t ({columns})
+            SELECT {", ".join(f"i.{f}" for f in [*TREE_FIELDS, "species_id"])}
+            FROM incoming AS i
+            LEFT JOIN {TREE_TABLE} AS stored ON stored.tree_id = i.tree_id
+            WHERE stored.tree_id IS NULL
+                OR ({", ".join(f"stored.{f}" for f in UPDATED_FIELDS)})
+                IS DISTINCT FROM ({", ".join(f"i.{f}" for f in UPDATED_FIELDS)})
             ON CONFLICT (tree_id) DO UPDATE SET ({", ".join(UPDATED_FIELDS)}) = ROW({excluded})
             WHERE ({", ".join(f"t.{f}" for f in UPDATED_FIELDS)}) IS DISTINCT FROM ({excluded})
             RETURNING xmax = 0 AS inserted
@@ -282,7 +312,9 @@ def _build_upsert_sql() -> str:
 
 CAREFUL_TYPING_SQL = _build_careful_typing_sql()
 FAST_TYPING_SQL = _fast_typing_sql()
-NORMALISE_SQL, MARK_REJECTED_SQL = _build_validation_sql()
+NORMALISE_SQL = _build_normalise_sql()
+FAST_MARK_SQL = _build_mark_sql(careful=False)
+CAREFUL_MARK_SQL = _build_mark_sql(careful=True)
 UPSERT_SQL = _build_upsert_sql()
 
 SPECIES_SQL = f"""
@@ -377,7 +409,7 @@ class Loader:
         with connection.cursor() as cursor:
             self._stage(cursor, page, columns)
             cursor.execute(NORMALISE_SQL)
-            cursor.execute(MARK_REJECTED_SQL)
+            self._mark_rejected(cursor)
             cursor.execute(DUPLICATES_SQL)
             cursor.execute(SUMMARY_SQL)
             fetched, rejected, newest = cursor.fetchone()
@@ -397,6 +429,14 @@ class Loader:
                     f"INSERT INTO {SEEN} SELECT tree_id FROM {TYPED} WHERE tree_id IS NOT NULL"
                 )
         return result
+
+    def _mark_rejected(self, cursor) -> None:
+        """Record broken rules; dates are tested by casting, carefully if a cast fails."""
+        try:
+            with transaction.atomic():  # a savepoint: a failed cast must not end the run
+                cursor.execute(FAST_MARK_SQL)
+        except DataError:
+            cursor.execute(CAREFUL_MARK_SQL)
 
     def delete_missing(self) -> int:
         """Delete the trees this run did not see (call only after a complete full fetch)."""
@@ -432,10 +472,13 @@ class Loader:
             cursor.execute(CAREFUL_TYPING_SQL)
 
     def _copy_csv(self, cursor, table: str, page: "Page", columns: ColumnMap) -> None:
-        targets = self._target_columns(cursor, page.fields, columns)
-        statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true)").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, targets))
+        targets = sql.SQL(", ").join(
+            map(sql.Identifier, self._target_columns(cursor, page.fields, columns))
         )
+        # FORCE_NULL: a quoted empty value is missing too, as an unquoted one is.
+        statement = sql.SQL(
+            "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL ({}))"
+        ).format(sql.Identifier(table), targets, targets)
         # cursor.copy() is psycopg's own: wrap its errors as Django's, like execute()'s.
         with connection.wrap_database_errors, cursor.copy(statement) as copy:
             copy.write(page.body)

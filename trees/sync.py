@@ -249,9 +249,11 @@ def _sync(
             # US-style dates in the portal's bulk CSV read as month/day/year.
             cursor.execute("SET LOCAL datestyle = 'ISO, MDY'")
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        loader = Loader(track_seen=full, sample_size=REJECTION_SAMPLE_SIZE)
+        first_load = _table_is_empty()
+        # Nothing can be missing from an empty table, so a first load tracks no keys.
+        loader = Loader(track_seen=full and not first_load, sample_size=REJECTION_SAMPLE_SIZE)
         loader.start()
-        rebuild = _drop_secondary_indexes() if _table_is_empty() else None
+        rebuild = _drop_secondary_indexes() if first_load else None
         column_maps: dict[tuple[str, ...], ColumnMap] = {}
         for page in prefetch(pages):
             columns = column_maps.get(page.fields)
@@ -261,7 +263,7 @@ def _sync(
             if progress is not None:
                 progress(Progress(rows=outcome.fetched, total=total))
         complete = limit is None and (total is None or outcome.fetched >= total)
-        if full and complete:
+        if full and complete and not first_load:
             outcome.deleted = loader.delete_missing()
             outcome.changed = outcome.changed or outcome.deleted > 0
         elif full:
