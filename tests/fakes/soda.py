@@ -111,8 +111,20 @@ def _mix60(x: int) -> int:
     return x ^ (x >> 33)
 
 
+_PAIRS = [a + b for a in _ID_ALPHABET for b in _ID_ALPHABET]  # 10 bits -> 2 characters
+
+
 def _code(number: int) -> str:
-    return "".join(_ID_ALPHABET[(number >> shift) & 31] for shift in range(55, -1, -5))
+    """12 characters for 60 bits, in an order that sorts like the numbers."""
+    pairs = _PAIRS
+    return (
+        pairs[(number >> 50) & 1023]
+        + pairs[(number >> 40) & 1023]
+        + pairs[(number >> 30) & 1023]
+        + pairs[(number >> 20) & 1023]
+        + pairs[(number >> 10) & 1023]
+        + pairs[number & 1023]
+    )
 
 
 def _row_id(number: int) -> str:
