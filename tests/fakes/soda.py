@@ -270,13 +270,9 @@ class Fault:
     kind: str
     times: int
     offset: int | None
-    status: int = 0
-    retry_after: str | None = None
-    seconds: float = 0.0
-    rows: int = 0
-
-    def matches(self, offset: int | None) -> bool:
-        return self.times > 0 and (self.offset is None or self.offset == offset)
+    reply: Reply | None = None  # for kind "reply"
+    seconds: float = 0.0  # for kind "slow"
+    rows: int = 0  # for kind "short_page"
 
 
 _CONDITION = re.compile(
@@ -764,11 +760,11 @@ def _encode(fmt: str, fields: list[str], rows: Iterable[list[str | None]]) -> by
     return ("[" + "\n,".join(objects) + "]\n").encode()
 
 
-def _error_reply(status: int, body: dict, headers: Iterable[tuple[str, str]] = ()) -> Reply:
+def _error_reply(status: int, body: dict) -> Reply:
     return Reply(
         status,
         json.dumps(body, indent=2).encode() + b"\n",
-        [("Content-Type", "application/json; charset=UTF-8"), *headers],
+        [("Content-Type", "application/json; charset=UTF-8")],
     )
 
 
@@ -1036,8 +1032,28 @@ class FakeSodaServer:
         retry_after: str | float | None = None,
     ) -> None:
         """Answer with `status` (202, 429, 5xx, or any 4xx) and a Socrata-style body."""
-        after = None if retry_after is None else str(retry_after)
-        self._add_fault(Fault("status", times, offset, status=status, retry_after=after))
+        body = _STATUS_BODIES.get(status) or {
+            "code": f"http_{status}",
+            "error": True,
+            "message": f"Fault injected: HTTP {status}",
+        }
+        headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+        self.respond_with(status, body, headers=headers, times=times, offset=offset)
+
+    def respond_with(
+        self,
+        status: int,
+        body: object,
+        *,
+        content_type: str = "application/json; charset=UTF-8",
+        headers: Mapping[str, str] | None = None,
+        times: int = 1,
+        offset: int | None = None,
+    ) -> None:
+        """Answer with exactly this status and body (bytes as they are, anything else as JSON)."""
+        raw = body if isinstance(body, bytes) else json.dumps(body, indent=2).encode()
+        extra = [("Content-Type", content_type), *(headers or {}).items()]
+        self._add_fault(Fault("reply", times, offset, reply=Reply(status, raw, extra)))
 
     def drop_connection(self, *, times: int = 1, offset: int | None = None) -> None:
         """Close the connection (with a reset) after reading the request, before answering."""
@@ -1149,14 +1165,8 @@ class FakeSodaServer:
         fault = self._take_fault(offset, is_count)
         if fault and fault.kind == "slow":
             self._stopping.wait(fault.seconds)
-        if fault and fault.kind == "status":
-            extra = [("Retry-After", fault.retry_after)] if fault.retry_after else []
-            body = _STATUS_BODIES.get(fault.status) or {
-                "code": f"http_{fault.status}",
-                "error": True,
-                "message": f"Fault injected: HTTP {fault.status}",
-            }
-            return self._send(handler, _error_reply(fault.status, body, extra), request_id)
+        if fault and fault.reply:
+            return self._send(handler, fault.reply, request_id)
         if fault and fault.kind == "drop":
             handler.connection.setsockopt(
                 socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
