@@ -12,13 +12,8 @@ import pytest
 import requests
 
 from tests.fakes.census import BOROUGHS, FIELDS, LIVING_ONLY, SPECIES
-from tests.fakes.soda import (
-    DEFAULT_DATASET,
-    DISPUTED_NAMES,
-    FakeSodaServer,
-    format_timestamp_ms,
-    parse_timestamp_us,
-)
+from tests.fakes.dataset import format_timestamp_ms, parse_timestamp_us
+from tests.fakes.soda import DEFAULT_DATASET, DISPUTED_NAMES, FakeSodaServer
 
 REPO = Path(__file__).resolve().parents[2]
 NEWEST_BASE_UPDATE = "2023-10-09T10:02:32.402Z"
