@@ -301,48 +301,52 @@ class SocrataClient:
             ) from exc
 
         status = response.status_code
-        request_id = response.headers.get("X-Socrata-RequestId")
-
-        def fail[E: SocrataError](kind: type[E], what: str) -> E:
-            where = f"HTTP {status}" + (
-                f", X-Socrata-RequestId {request_id}" if request_id else ""
-            )
-            excerpt = response.content[:EXCERPT_CHARS].decode("utf-8", "replace")
-            message = f"GET {shown}: {what} ({where}); body: {excerpt!r}"
-            return kind(self._redact(message), url=shown, status=status, request_id=request_id)
-
-        http_error = requests.HTTPError(f"HTTP {status}", response=response)
         if status == 200:
             try:
                 return parse(response, final)
             except _InvalidBody as exc:
-                raise _Retryable(fail(SocrataBadResponse, f"invalid body: {exc}")) from exc
+                error = self._error(SocrataBadResponse, f"invalid body: {exc}", shown, response)
+                raise _Retryable(error) from exc
+        http_error = requests.HTTPError(f"HTTP {status}", response=response)
         if status in RETRYABLE_STATUSES:
             what = "still processing" if status == 202 else response.reason or "server error"
+            error = self._error(SocrataUnavailable, what, shown, response)
             retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-            error = fail(SocrataUnavailable, what)
             raise _Retryable(error, retry_after=retry_after) from http_error
-        error = self._refusal(response, fail)
+        kind, what = self._refusal(response)
+        error = self._error(kind, what, shown, response)
         logger.error("Socrata: %s", error)
         raise error from http_error
 
-    def _refusal(
-        self, response: requests.Response, fail: Callable[..., SocrataError]
-    ) -> SocrataError:
-        """The error for a status that another try will not change."""
+    def _refusal(self, response: requests.Response) -> tuple[type[SocrataError], str]:
+        """What a status that another try will not change means."""
         status = response.status_code
         code, message = _error_code(response)
+        detail = ": ".join(part for part in (code, message) if part)
         if code == "query.soql.no-such-column":
-            return fail(SocrataSchemaError, f"the dataset's schema changed: {message or code}")
+            return SocrataSchemaError, f"the dataset's schema changed: {detail}"
         if status == 400:
-            return fail(SocrataBadResponse, f"Socrata rejected the query: {code or message}")
+            return SocrataBadResponse, f"Socrata rejected the query: {detail or 'no reason given'}"
         if status in (401, 403):
             if self._token:
-                return fail(SocrataBadResponse, "Socrata rejected the app token")
-            return fail(SocrataBadResponse, "Socrata refused access without an app token")
+                return SocrataBadResponse, "Socrata rejected the app token"
+            return SocrataBadResponse, "Socrata refused access without an app token"
         if status == 404:
-            return fail(SocrataBadResponse, "no such dataset (or it was retired)")
-        return fail(SocrataBadResponse, f"unexpected response: {response.reason}")
+            return SocrataBadResponse, "no such dataset (or it was retired)"
+        return SocrataBadResponse, f"unexpected response: {response.reason}"
+
+    def _error[E: SocrataError](
+        self, kind: type[E], what: str, shown: str, response: requests.Response
+    ) -> E:
+        """An error naming the URL, the status, the request id and the start of the body."""
+        status = response.status_code
+        request_id = response.headers.get("X-Socrata-RequestId")
+        where = f"HTTP {status}" + (f", X-Socrata-RequestId {request_id}" if request_id else "")
+        # Scrub before cutting and quoting, so no part of an echoed token survives either.
+        head = response.content[: EXCERPT_CHARS + len(self._token or "")]
+        excerpt = self._redact(head.decode("utf-8", "replace"))[:EXCERPT_CHARS]
+        message = self._redact(f"GET {shown}: {what} ({where}); body: {excerpt!r}")
+        return kind(message, url=shown, status=status, request_id=request_id)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

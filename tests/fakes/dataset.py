@@ -188,13 +188,13 @@ _CONDITION = re.compile(
 _AND = re.compile(r"and\s+", re.IGNORECASE)
 _COUNT = re.compile(r"\s*count\s*\(\s*\*\s*\)(?:\s+as\s+([A-Za-z_]\w*))?\s*", re.IGNORECASE)
 
-
-def is_count(select: str) -> bool:
-    return bool(_COUNT.fullmatch(select))
-
-
 _ORDER_ITEM = re.compile(r"\s*(:?[A-Za-z_]\w*)(?:\s+(asc|desc))?\s*", re.IGNORECASE)
 _SORTABLE = {":id", ":updated_at", ":created_at", "tree_id"}
+
+
+def is_count(select: str) -> bool:
+    """Whether a `$select` asks for `count(*)` (with or without an alias)."""
+    return bool(_COUNT.fullmatch(select))
 
 
 # --- the dataset: rows, overlays, schema, queries ------------------------------------------
@@ -207,7 +207,6 @@ class FakeDataset:
         self.seed = seed
         self._salt = _mix60(seed + 1)
         self._total = rows  # indices 0..total-1 ever existed; deleted ones are in _deleted
-        self._base_rows = rows
         self._stored: dict[int, dict[str, str]] = {}  # changed, added or corrupted rows
         self._deleted: set[int] = set()
         self._floor: str | None = None  # republish(): no row's :updated_at is older

@@ -17,17 +17,17 @@ keys out, CSV leaves null fields empty (other values are quoted); `X-SODA2-Field
 `ETag`, `Last-Modified` and `X-Socrata-RequestId` headers; Socrata-style error bodies (`code`
 for parse errors, `errorCode` for semantic ones).
 
-Why it is built this way: the benchmark serves 683,788 rows and must time the sync, not this
-server. Rows are never all in memory: each is regenerated from its index (`census.py`), and
-changes live in small overlays (changed and added rows in full, deleted indices, a republish
-floor for `:updated_at`). The sorted row order of each (where, order) and the encoded body of
-each query are cached, and every change to the data or the schema drops both caches, so a
-repeated pass costs only socket writes.
+The benchmark serves 683,788 rows and must time the sync, not this server: rows are
+regenerated from their index instead of held in memory, and encoded pages are cached until the
+data changes (see `dataset.py`), so a repeated pass costs only socket writes. Responses use
+HTTP/1.1 keep-alive and Content-Length.
 
-Faults are queued through methods (`fail`, `drop_connection`, `truncate_body`, `short_page`,
-`break_record`, `slow`); each is consumed by the next `times` matching `/resource` requests.
-A fault with `offset=None` matches any of them (a count too); with `offset=N` it matches only
-page requests at `$offset=N`.
+Faults are queued through methods (`fail`, `respond_with`, `drop_connection`, `truncate_body`,
+`short_page`, `break_record`, `slow`); each is consumed by the next `times` matching
+`/resource` requests. A fault with `offset=None` matches any of them (a count too); with
+`offset=N` only page requests at `$offset=N`. Data changes (`update_rows`, `add_rows`,
+`delete_rows`, `republish`, `corrupt_rows`) and schema switches (`rename_columns`,
+`drop_columns`, `add_columns`) apply at once and stay.
 """
 
 import argparse
@@ -241,7 +241,11 @@ class FakeSodaServer:
             ]
 
     def expected_rows(self) -> dict[int, dict[str, str]]:
-        """Data fields (API names, whatever is served) of each row with an integer tree_id."""
+        """Data fields of each row with an integer tree_id, keyed by it.
+
+        Under the API's own names (`zipcode`, `boroname`, ...) whatever `rename_columns`
+        serves; no system fields. Values are raw strings: typing them is the sync's job.
+        """
         with self._lock:
             data = self._data
             result = {}
