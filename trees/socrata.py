@@ -192,8 +192,9 @@ class SocrataClient:
         """Yield the dataset page by page, with its system fields (`$select=:*,*`).
 
         Stops after a page with fewer rows than asked for, or once `max_rows` rows came (the
-        last page then asks only for the rest). At least one page is yielded, even an empty
-        one (it still names the fields); an empty page after full ones is not.
+        last page then asks only for the rest). At least one page is yielded (unless
+        `max_rows` is 0), even an empty one, which still names the fields; an empty page after
+        full ones is not yielded.
 
         `expected_total` (from `count()`) arms the short-page guard: a close-delimited
         response cut exactly between two records looks like a valid, short, last page, so a
