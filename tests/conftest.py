@@ -1,10 +1,13 @@
 """Fixtures shared by every test. Postgres and Redis are real; only Socrata is faked."""
 
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.core.cache import cache
 from django.test import override_settings
+
+from tests.fakes.soda import FakeSodaServer
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,3 +35,29 @@ def _clean_cache():
     cache.delete_pattern("*")
     yield
     cache.delete_pattern("*")
+
+
+@pytest.fixture
+def soda_server_factory() -> Iterator[Callable[..., FakeSodaServer]]:
+    """Start fake SODA servers (options as FakeSodaServer's); all stop after the test."""
+    started: list[FakeSodaServer] = []
+
+    def start(**options) -> FakeSodaServer:
+        server = FakeSodaServer(**options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def soda_server(request: pytest.FixtureRequest, soda_server_factory) -> FakeSodaServer:
+    """A fake SODA server on 127.0.0.1 with 2,500 generated rows of `uvpi-gqnh`.
+
+    Other options through indirect parametrization:
+    `@pytest.mark.parametrize("soda_server", [{"rows": 100, "app_token": "t"}], indirect=True)`
+    """
+    options = {"rows": 2500, **getattr(request, "param", {})}
+    return soda_server_factory(**options)

@@ -1,0 +1,485 @@
+"""The SODA client against the fake SODA server, over real HTTP on loopback."""
+
+import csv
+import io
+import json
+import logging
+import socket
+import time
+from email.utils import formatdate
+
+import pytest
+import requests
+
+from tests.fakes.soda import DEFAULT_DATASET, FakeSodaServer
+from trees.socrata import (
+    MAX_PAGE_SIZE,
+    Page,
+    SocrataBadResponse,
+    SocrataClient,
+    SocrataSchemaError,
+    SocrataUnavailable,
+    soql_quote,
+)
+
+TOKEN = "tok-3f9c1e7a"  # distinctive, so a leak would be found by a plain substring search
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """What the client asked to sleep, in order (instead of sleeping)."""
+    return []
+
+
+@pytest.fixture
+def make_client(soda_server: FakeSodaServer, sleeps: list[float]):
+    clients: list[SocrataClient] = []
+
+    def make(**options) -> SocrataClient:
+        client = SocrataClient(soda_server.url, sleep=sleeps.append, **options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def records(page: Page) -> list[dict[str, str]]:
+    if page.format == "json":
+        return json.loads(page.body)
+    return list(csv.DictReader(io.StringIO(page.body.decode())))
+
+
+def page_ids(pages: list[Page]) -> list[str]:
+    return [row[":id"] for page in pages for row in records(page)]
+
+
+def data_requests(server: FakeSodaServer) -> list[dict[str, str]]:
+    return [r.query for r in server.requests if r.path.startswith("/resource/")]
+
+
+# --- paging --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_pages_cover_every_row_once_in_id_order(soda_server, make_client, fmt):
+    pages = list(make_client(format=fmt).iter_pages(DEFAULT_DATASET, page_size=700))
+
+    assert [page.row_count for page in pages] == [700, 700, 700, 400]
+    assert [page.offset for page in pages] == [0, 700, 1400, 2100]
+    assert page_ids(pages) == [row[":id"] for row in soda_server.rows()]
+    assert len(set(page_ids(pages))) == 2500
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_page_fields_name_system_fields_first(make_client, fmt):
+    page = next(make_client(format=fmt).iter_pages(DEFAULT_DATASET, page_size=10))
+
+    assert page.fields[:5] == (":id", ":created_at", ":updated_at", ":version", "tree_id")
+    assert len(page.fields) == 49
+    assert page.format == fmt
+
+
+def test_every_page_request_sends_order_select_limit_and_offset(soda_server, make_client):
+    list(make_client().iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert data_requests(soda_server) == [
+        {"$select": ":*,*", "$order": ":id", "$limit": "1000", "$offset": str(offset)}
+        for offset in (0, 1000, 2000)
+    ]
+
+
+def test_where_and_order_are_sent_and_applied(soda_server, make_client):
+    changed = soda_server.update_rows(30)
+    where = f":updated_at > {soql_quote('2023-10-09T10:02:32.402Z')}"
+
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, where=where, order=":updated_at,:id"))
+
+    assert data_requests(soda_server)[0]["$where"] == where
+    assert data_requests(soda_server)[0]["$order"] == ":updated_at,:id"
+    assert sorted(int(row["tree_id"]) for row in records(pages[0])) == changed
+
+
+def test_an_exact_multiple_of_the_page_size_yields_no_trailing_empty_page(
+    soda_server, make_client
+):
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=500))
+
+    assert [page.row_count for page in pages] == [500] * 5
+    assert len(data_requests(soda_server)) == 6  # the sixth, empty, page ends the loop
+
+
+def test_an_empty_result_yields_one_empty_page_with_its_fields(make_client):
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, where="tree_id > 999999999"))
+
+    assert [(page.row_count, page.fields[0]) for page in pages] == [(0, ":id")]
+
+
+def test_pages_are_fetched_one_at_a_time(soda_server, make_client):
+    pages = make_client().iter_pages(DEFAULT_DATASET, page_size=500)
+
+    next(pages)
+
+    assert len(data_requests(soda_server)) == 1
+
+
+def test_max_rows_asks_only_for_what_is_left(soda_server, make_client):
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=500, max_rows=1200))
+
+    assert [page.row_count for page in pages] == [500, 500, 200]
+    assert [query["$limit"] for query in data_requests(soda_server)] == ["500", "500", "200"]
+
+
+def test_start_offset_resumes_where_asked(soda_server, make_client):
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=1000, start_offset=2000))
+
+    assert page_ids(pages) == [row[":id"] for row in soda_server.rows()][2000:]
+
+
+@pytest.mark.parametrize("page_size", [0, -1, MAX_PAGE_SIZE + 1])
+def test_page_size_must_be_within_the_api_limits(make_client, page_size):
+    with pytest.raises(ValueError, match="page_size"):
+        next(make_client().iter_pages(DEFAULT_DATASET, page_size=page_size))
+
+
+def test_order_cannot_be_left_out(make_client):
+    with pytest.raises(ValueError, match="order"):
+        next(make_client().iter_pages(DEFAULT_DATASET, order=""))
+
+
+def test_json_fields_fall_back_to_the_keys_in_first_seen_order(soda_server, make_client):
+    soda_server.respond_with(200, [{"tree_id": "1"}, {"tree_id": "2", "health": "Good"}])
+
+    (page,) = make_client(format="json").iter_pages(DEFAULT_DATASET, page_size=10)
+
+    assert (page.fields, page.row_count) == (("tree_id", "health"), 2)
+
+
+# --- count ---------------------------------------------------------------------------------
+
+
+def test_count_returns_the_number_of_rows(make_client):
+    assert make_client().count(DEFAULT_DATASET) == 2500
+
+
+def test_count_applies_where(soda_server, make_client):
+    soda_server.update_rows(7)
+    where = ":updated_at > '2023-10-09T10:02:32.402'"
+
+    assert make_client().count(DEFAULT_DATASET, where=where) == 7
+    assert data_requests(soda_server)[-1] == {"$select": "count(*)", "$where": where}
+
+
+def test_count_reads_the_value_whatever_its_key(soda_server, make_client):
+    soda_server.respond_with(200, [{"count_1": "683788"}])
+
+    assert make_client().count(DEFAULT_DATASET) == 683788
+
+
+# --- the app token -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("soda_server", [{"app_token": TOKEN}], indirect=True)
+def test_app_token_goes_only_in_the_header(soda_server, make_client):
+    client = make_client(app_token=TOKEN)
+    client.count(DEFAULT_DATASET)
+    list(client.iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert soda_server.app_tokens == [TOKEN] * 4
+    assert all(TOKEN not in request.raw_query for request in soda_server.requests)
+
+
+@pytest.mark.parametrize("soda_server", [{"app_token": TOKEN}], indirect=True)
+def test_app_token_appears_in_no_log_line_and_no_error(soda_server, make_client, caplog):
+    caplog.set_level(logging.DEBUG)  # urllib3's request lines too
+    soda_server.respond_with(500, {"message": f"upstream said: bad token {TOKEN}"}, times=3)
+
+    with pytest.raises(SocrataUnavailable) as raised:
+        make_client(app_token=TOKEN, max_attempts=3).count(DEFAULT_DATASET)
+
+    assert "upstream said" in str(raised.value)  # the excerpt is there, scrubbed
+    assert TOKEN not in str(raised.value)
+    assert "[app token]" in str(raised.value)
+    assert "X-Socrata-RequestId" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+@pytest.mark.parametrize("soda_server", [{"app_token": TOKEN}], indirect=True)
+def test_a_rejected_token_fails_at_once_and_says_so(soda_server, make_client, sleeps):
+    with pytest.raises(SocrataBadResponse, match="rejected the app token") as raised:
+        make_client(app_token="not-the-token").count(DEFAULT_DATASET)
+
+    assert raised.value.status == 403
+    assert len(soda_server.requests) == 1
+    assert sleeps == []
+
+
+@pytest.mark.parametrize("soda_server", [{"app_token": TOKEN}], indirect=True)
+def test_a_required_token_that_is_missing_is_reported(make_client):
+    with pytest.raises(SocrataBadResponse, match="without an app token"):
+        make_client().count(DEFAULT_DATASET)
+
+
+def test_requests_name_the_project_in_the_user_agent(soda_server, make_client):
+    make_client().count(DEFAULT_DATASET)
+
+    assert soda_server.requests[0].headers["User-Agent"].startswith("nyc-trees/")
+
+
+# --- errors that another try will not fix --------------------------------------------------
+
+
+def test_an_unknown_dataset_fails_at_once(soda_server, make_client, sleeps):
+    with pytest.raises(SocrataBadResponse, match="no such dataset") as raised:
+        next(make_client().iter_pages("abcd-1234"))
+
+    assert raised.value.status == 404
+    assert "/resource/abcd-1234.csv" in str(raised.value)
+    assert (len(soda_server.requests), sleeps) == (1, [])
+
+
+def test_a_malformed_query_fails_at_once(soda_server, make_client, sleeps):
+    with pytest.raises(SocrataBadResponse, match=r"query\.compiler\.malformed") as raised:
+        next(make_client().iter_pages(DEFAULT_DATASET, where="tree_id >> 5"))
+
+    assert raised.value.status == 400
+    assert (len(soda_server.requests), sleeps) == (1, [])
+
+
+def test_a_missing_column_is_a_schema_error(soda_server, make_client, sleeps):
+    soda_server.drop_columns(["tree_id"])
+
+    with pytest.raises(SocrataSchemaError, match=r"schema changed.*tree_id"):
+        next(make_client().iter_pages(DEFAULT_DATASET, order="tree_id"))
+
+    assert (len(soda_server.requests), sleeps) == (1, [])
+
+
+# --- faults another try fixes --------------------------------------------------------------
+
+RETRYABLE_FAULTS = {
+    "429": lambda server, offset: server.fail(429, offset=offset, times=2),
+    "500": lambda server, offset: server.fail(500, offset=offset, times=2),
+    "502": lambda server, offset: server.fail(502, offset=offset, times=2),
+    "503": lambda server, offset: server.fail(503, offset=offset, times=2),
+    "504": lambda server, offset: server.fail(504, offset=offset, times=2),
+    "202 still processing": lambda server, offset: server.fail(202, offset=offset, times=2),
+    "dropped connection": lambda server, offset: server.drop_connection(offset=offset, times=2),
+    "body shorter than Content-Length": lambda server, offset: server.truncate_body(
+        offset=offset, times=2
+    ),
+    "close-delimited body cut off": lambda server, offset: server.truncate_body(
+        offset=offset, times=2, content_length=False
+    ),
+    "record with a field missing": lambda server, offset: server.break_record(
+        offset=offset, times=2
+    ),
+    "HTML error page": lambda server, offset: server.respond_with(
+        200, b"<html>busy</html>", content_type="text/html", offset=offset, times=2
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+@pytest.mark.parametrize("inject", RETRYABLE_FAULTS.values(), ids=RETRYABLE_FAULTS.keys())
+def test_a_retryable_fault_is_survived_with_the_same_result(
+    soda_server, make_client, sleeps, fmt, inject
+):
+    client = make_client(format=fmt)
+    clean = list(client.iter_pages(DEFAULT_DATASET, page_size=1000))
+    inject(soda_server, 1000)
+
+    retried = list(client.iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert [page.body for page in retried] == [page.body for page in clean]
+    assert soda_server.pending_faults == 0
+    assert len(sleeps) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"", "text/csv"),  # no header row
+        (b'"a","b"\n"1","2","3"\n', "text/csv"),
+    ],
+    ids=["empty", "record wider than header"],
+)
+def test_an_invalid_csv_body_is_fetched_again(
+    soda_server, make_client, sleeps, body, content_type
+):
+    soda_server.respond_with(200, body, content_type=content_type)
+
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert sum(page.row_count for page in pages) == 2500
+    assert len(sleeps) == 1
+
+
+@pytest.mark.parametrize("body", [b"[{", b'{"tree_id": "1"}', b'[{"tree_id": "1"}, 2]'], ids=str)
+def test_an_invalid_json_body_is_fetched_again(soda_server, make_client, sleeps, body):
+    soda_server.respond_with(200, body)
+
+    pages = list(make_client(format="json").iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert sum(page.row_count for page in pages) == 2500
+    assert len(sleeps) == 1
+
+
+def test_a_read_timeout_is_retried(soda_server, make_client, sleeps):
+    soda_server.slow(2.0, offset=1000)
+
+    pages = list(make_client(read_timeout=0.3).iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert sum(page.row_count for page in pages) == 2500
+    assert len(sleeps) == 1
+
+
+def test_retry_after_seconds_are_honoured(soda_server, make_client, sleeps):
+    soda_server.fail(429, retry_after=7)
+
+    make_client().count(DEFAULT_DATASET)
+
+    assert sleeps == [7.0]
+
+
+def test_retry_after_as_an_http_date_is_honoured(soda_server, make_client, sleeps):
+    soda_server.fail(503, retry_after=formatdate(time.time() + 30, usegmt=True))
+
+    make_client().count(DEFAULT_DATASET)
+
+    assert len(sleeps) == 1
+    assert 27 <= sleeps[0] <= 30
+
+
+def test_retry_after_is_capped(soda_server, make_client, sleeps):
+    soda_server.fail(429, retry_after=3600)
+
+    make_client(retry_after_max=90).count(DEFAULT_DATASET)
+
+    assert sleeps == [90]
+
+
+def test_backoff_doubles_with_jitter_up_to_its_maximum(soda_server, make_client, sleeps):
+    soda_server.fail(500, times=5)
+
+    make_client(backoff_factor=1, backoff_max=5).count(DEFAULT_DATASET)
+
+    ceilings = [1, 2, 4, 5, 5]
+    assert len(sleeps) == 5
+    assert all(c / 2 <= s <= c for s, c in zip(sleeps, ceilings, strict=True)), sleeps
+
+
+def test_default_backoff_waits_seconds_not_minutes(soda_server, make_client, sleeps):
+    soda_server.fail(503, times=5)
+
+    make_client().count(DEFAULT_DATASET)  # the sixth and last attempt succeeds
+
+    assert 0.25 <= sleeps[0] <= 0.5
+    assert 7.75 <= sum(sleeps) <= 15.5
+
+
+# --- giving up -----------------------------------------------------------------------------
+
+
+def test_exhausted_retries_say_what_failed(soda_server, make_client, sleeps):
+    soda_server.fail(503, times=4, offset=1000)
+
+    with pytest.raises(SocrataUnavailable) as raised:
+        list(make_client(max_attempts=4).iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    message = str(raised.value)
+    assert f"{soda_server.url}/resource/{DEFAULT_DATASET}.csv?" in message
+    assert "$offset=1000" in message
+    assert "HTTP 503" in message
+    assert f"X-Socrata-RequestId {raised.value.request_id}" in message
+    assert "Service unavailable" in message  # the body excerpt
+    assert "gave up after 4 attempts" in message
+    assert isinstance(raised.value.__cause__, requests.HTTPError)
+    assert len(sleeps) == 3
+
+
+def test_exhausted_retries_on_bad_bodies_raise_bad_response(soda_server, make_client):
+    soda_server.break_record(times=3)
+
+    with pytest.raises(SocrataBadResponse, match=r"CSV record .* fields, the header has 49"):
+        next(make_client(max_attempts=3).iter_pages(DEFAULT_DATASET, page_size=1000))
+
+
+def test_exhausted_retries_on_dropped_connections_raise_unavailable(soda_server, make_client):
+    soda_server.drop_connection(times=3)
+
+    with pytest.raises(SocrataUnavailable, match="could not get a response") as raised:
+        make_client(max_attempts=3).count(DEFAULT_DATASET)
+
+    assert isinstance(raised.value.__cause__, requests.ConnectionError)
+    assert len(soda_server.requests) == 3
+
+
+def test_a_refused_connection_raises_unavailable(sleeps):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = SocrataClient(f"http://127.0.0.1:{port}", max_attempts=3, sleep=sleeps.append)
+
+    with client, pytest.raises(SocrataUnavailable, match="could not get a response"):
+        client.count(DEFAULT_DATASET)
+
+    assert len(sleeps) == 2
+
+
+# --- the short-page guard ------------------------------------------------------------------
+
+
+def test_a_short_page_is_fetched_again_when_more_rows_exist(soda_server, make_client):
+    client = make_client()
+    total = client.count(DEFAULT_DATASET)
+    soda_server.short_page(100, offset=1000)
+
+    pages = list(client.iter_pages(DEFAULT_DATASET, page_size=1000, expected_total=total))
+
+    assert page_ids(pages) == [row[":id"] for row in soda_server.rows()]
+    assert [q["$offset"] for q in data_requests(soda_server)[1:]].count("1000") == 2
+
+
+def test_a_page_that_stays_short_is_accepted_with_a_warning(soda_server, make_client, caplog):
+    soda_server.short_page(100, offset=1000, times=3)
+
+    pages = list(
+        make_client(max_attempts=3).iter_pages(
+            DEFAULT_DATASET, page_size=1000, expected_total=2500
+        )
+    )
+
+    assert [page.row_count for page in pages] == [1000, 100]
+    assert "short page: 100 rows at offset 1000, but 2500 rows were expected" in caplog.text
+
+
+def test_without_an_expected_total_a_short_page_ends_the_pages(soda_server, make_client):
+    soda_server.short_page(100, offset=1000)
+
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert [page.row_count for page in pages] == [1000, 100]  # why sync passes expected_total
+
+
+# --- small pieces --------------------------------------------------------------------------
+
+
+def test_soql_quote_doubles_single_quotes():
+    assert soql_quote("Prince's Bay") == "'Prince''s Bay'"
+
+
+@pytest.mark.parametrize(
+    "options", [{"base_url": "data.cityofnewyork.us"}, {"format": "xml"}, {"max_attempts": 0}]
+)
+def test_bad_client_options_are_refused(options):
+    with pytest.raises(ValueError, match="must"):
+        SocrataClient(**{"base_url": "https://data.cityofnewyork.us", **options})
+
+
+def test_resource_url_names_dataset_and_format():
+    with SocrataClient("https://data.cityofnewyork.us/", format="json") as client:
+        assert client.resource_url("uvpi-gqnh") == (
+            "https://data.cityofnewyork.us/resource/uvpi-gqnh.json"
+        )
