@@ -61,7 +61,6 @@ FLOOR_TYPES = {
     "x_sp": "double precision",
     "y_sp": "double precision",
     "council_district": "smallint",
-    "census_tract": "integer",
     "bin": "integer",
     "bbl": "bigint",
     ":created_at": "timestamptz",

@@ -193,6 +193,9 @@ SESSION_COOKIE_HTTPONLY = True
 SOCRATA_URL = env.str("SOCRATA_URL", default="https://data.cityofnewyork.us").rstrip("/")
 SOCRATA_DATASET = env.str("SOCRATA_DATASET", default="uvpi-gqnh")
 SOCRATA_APP_TOKEN = secret("SOCRATA_APP_TOKEN", optional=True)
+SOCRATA_CONNECT_TIMEOUT = env.float("SOCRATA_CONNECT_TIMEOUT", default=10)
+SOCRATA_READ_TIMEOUT = env.float("SOCRATA_READ_TIMEOUT", default=120)
+SOCRATA_MAX_ATTEMPTS = env.int("SOCRATA_MAX_ATTEMPTS", default=6)
 
 # --- Logging: everything to stdout, for containers and process managers ---------------------
 

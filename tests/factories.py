@@ -62,7 +62,7 @@ class TreeFactory(factory.django.DjangoModelFactory):
     x_sp = 1027431.148
     y_sp = 202756.7687
     council_district = 29
-    census_tract = 739
+    census_tract = "739"
     bin = 4052307
     bbl = 4022210001
     socrata_id = factory.Sequence(lambda n: f"row-test~{n:04d}")

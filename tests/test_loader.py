@@ -59,7 +59,7 @@ def test_a_clean_row_is_stored_with_typed_values(make_page):
     )
     assert (tree.latitude, tree.longitude) == (40.72309177, -73.84421522)
     assert (tree.x_sp, tree.y_sp) == (1027431.148, 202756.7687)
-    assert (tree.council_district, tree.census_tract, tree.bin) == (29, 739, 4052307)
+    assert (tree.council_district, tree.census_tract, tree.bin) == (29, "739", 4052307)
     assert tree.bbl == 4022210001
     assert tree.socrata_id == "row-6nmm_trd2~z4v7"
     assert tree.socrata_updated_at == datetime.datetime(

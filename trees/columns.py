@@ -102,7 +102,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("x_sp", ("x_sp",), Kind.FLOAT),
     Column("y_sp", ("y_sp",), Kind.FLOAT),
     Column("council_district", ("council_district", "council district"), Kind.SMALLINT),
-    Column("census_tract", ("census_tract", "census tract"), Kind.INTEGER),
+    Column("census_tract", ("census_tract", "census tract"), Kind.TEXT),
     Column("bin", ("bin",), Kind.INTEGER),
     Column("bbl", ("bbl",), Kind.BIGINT),
     Column("socrata_id", (":id",), Kind.TEXT),

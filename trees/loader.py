@@ -273,18 +273,25 @@ def _build_mark_sql(*, careful: bool) -> str:
     """
 
 
-def _build_upsert_sql() -> str:
+def _build_upsert_sql(*, into_empty_table: bool) -> str:
     """One INSERT … ON CONFLICT for the page; unchanged trees are skipped, not rewritten.
 
     Unchanged rows are filtered out by a join before the insert, not only by the ON
     CONFLICT's WHERE: Postgres locks (and so writes to) every conflicting row it reaches,
-    even when the WHERE then declines to update it.
+    even when the WHERE then declines to update it. A load into a table that was empty
+    when the run began skips that join: only its own earlier pages can conflict.
     """
     incoming = ", ".join(
         f"{read_value(next(c for c in COLUMNS if c.field == f), f's.{f}')} AS {f}"
         for f in TREE_FIELDS
     )
     columns = ", ".join([*TREE_FIELDS, "species_id"])
+    unchanged_filter = f"""
+        LEFT JOIN {TREE_TABLE} AS stored ON stored.tree_id = i.tree_id
+        WHERE stored.tree_id IS NULL
+            OR ({", ".join(f"stored.{f}" for f in UPDATED_FIELDS)})
+            IS DISTINCT FROM ({", ".join(f"i.{f}" for f in UPDATED_FIELDS)})
+    """
     excluded = ", ".join(f"EXCLUDED.{f}" for f in UPDATED_FIELDS)
     return f"""
         WITH incoming AS (
@@ -297,10 +304,7 @@ def _build_upsert_sql() -> str:
             INSERT INTO {TREE_TABLE} AS t ({columns})
             SELECT {", ".join(f"i.{f}" for f in [*TREE_FIELDS, "species_id"])}
             FROM incoming AS i
-            LEFT JOIN {TREE_TABLE} AS stored ON stored.tree_id = i.tree_id
-            WHERE stored.tree_id IS NULL
-                OR ({", ".join(f"stored.{f}" for f in UPDATED_FIELDS)})
-                IS DISTINCT FROM ({", ".join(f"i.{f}" for f in UPDATED_FIELDS)})
+            {"" if into_empty_table else unchanged_filter}
             ON CONFLICT (tree_id) DO UPDATE SET ({", ".join(UPDATED_FIELDS)}) = ROW({excluded})
             WHERE ({", ".join(f"t.{f}" for f in UPDATED_FIELDS)}) IS DISTINCT FROM ({excluded})
             RETURNING xmax = 0 AS inserted
@@ -315,7 +319,8 @@ FAST_TYPING_SQL = _fast_typing_sql()
 NORMALISE_SQL = _build_normalise_sql()
 FAST_MARK_SQL = _build_mark_sql(careful=False)
 CAREFUL_MARK_SQL = _build_mark_sql(careful=True)
-UPSERT_SQL = _build_upsert_sql()
+UPSERT_SQL = _build_upsert_sql(into_empty_table=False)
+FIRST_LOAD_SQL = _build_upsert_sql(into_empty_table=True)
 
 SPECIES_SQL = f"""
     WITH changed AS (
@@ -384,8 +389,11 @@ class PageResult:
 class Loader:
     """Loads pages into the tree table within the caller's transaction."""
 
-    def __init__(self, *, track_seen: bool, sample_size: int = 20) -> None:
+    def __init__(
+        self, *, track_seen: bool, into_empty_table: bool = False, sample_size: int = 20
+    ) -> None:
         self.track_seen = track_seen
+        self.upsert_sql = FIRST_LOAD_SQL if into_empty_table else UPSERT_SQL
         self.sample_size = sample_size
         self._spare_columns = 0
 
@@ -422,7 +430,7 @@ class Loader:
                 ]
             cursor.execute(SPECIES_SQL)
             (result.species_changed,) = cursor.fetchone()
-            cursor.execute(UPSERT_SQL)
+            cursor.execute(self.upsert_sql)
             result.inserted, result.updated = cursor.fetchone()
             if self.track_seen:
                 cursor.execute(
@@ -455,13 +463,15 @@ class Loader:
         cursor.execute(f"ALTER SEQUENCE {RAW}_line_seq RESTART")
         cursor.execute(f"ALTER SEQUENCE {TYPED}_line_seq RESTART")
         if page.format == "csv":
+            # Outside the savepoint below: a rolled-back savepoint would take new columns along.
+            targets = self._target_columns(cursor, page.fields, columns)
             try:
                 with transaction.atomic():  # a savepoint: a failed COPY must not end the run
-                    self._copy_csv(cursor, TYPED, page, columns)
+                    self._copy_csv(cursor, TYPED, page, targets)
                 return
             except DataError:
                 cursor.execute(f"ALTER SEQUENCE {TYPED}_line_seq RESTART")
-            self._copy_csv(cursor, RAW, page, columns)
+            self._copy_csv(cursor, RAW, page, targets)
             cursor.execute(CAREFUL_TYPING_SQL)
             return
         self._insert_json(cursor, page, columns)
@@ -471,14 +481,12 @@ class Loader:
         except DataError:
             cursor.execute(CAREFUL_TYPING_SQL)
 
-    def _copy_csv(self, cursor, table: str, page: "Page", columns: ColumnMap) -> None:
-        targets = sql.SQL(", ").join(
-            map(sql.Identifier, self._target_columns(cursor, page.fields, columns))
-        )
+    def _copy_csv(self, cursor, table: str, page: "Page", targets: list[str]) -> None:
+        names = sql.SQL(", ").join(map(sql.Identifier, targets))
         # FORCE_NULL: a quoted empty value is missing too, as an unquoted one is.
         statement = sql.SQL(
             "COPY {} ({}) FROM STDIN (FORMAT csv, HEADER true, FORCE_NULL ({}))"
-        ).format(sql.Identifier(table), targets, targets)
+        ).format(sql.Identifier(table), names, names)
         # cursor.copy() is psycopg's own: wrap its errors as Django's, like execute()'s.
         with connection.wrap_database_errors, cursor.copy(statement) as copy:
             copy.write(page.body)

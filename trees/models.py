@@ -141,7 +141,9 @@ class Tree(models.Model):
     x_sp = models.FloatField(null=True, blank=True, help_text="NY State Plane, feet.")
     y_sp = models.FloatField(null=True, blank=True, help_text="NY State Plane, feet.")
     council_district = models.PositiveSmallIntegerField(null=True, blank=True)
-    census_tract = models.IntegerField(null=True, blank=True)
+    census_tract = models.CharField(
+        max_length=10, blank=True, help_text="Tract number, e.g. 739 or 376.02 (a code)."
+    )
     bin = models.IntegerField(null=True, blank=True, help_text="Building id.")
     bbl = models.BigIntegerField(null=True, blank=True, help_text="Borough-block-lot.")
     socrata_id = models.CharField(max_length=40, blank=True, help_text="Socrata `:id`.")

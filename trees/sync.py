@@ -14,6 +14,7 @@ by Postgres itself if the process dies.
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -251,33 +252,78 @@ def _sync(
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         first_load = _table_is_empty()
         # Nothing can be missing from an empty table, so a first load tracks no keys.
-        loader = Loader(track_seen=full and not first_load, sample_size=REJECTION_SAMPLE_SIZE)
+        loader = Loader(
+            track_seen=full and not first_load,
+            into_empty_table=first_load,
+            sample_size=REJECTION_SAMPLE_SIZE,
+        )
         loader.start()
         rebuild = _drop_secondary_indexes() if first_load else None
         column_maps: dict[tuple[str, ...], ColumnMap] = {}
-        for page in prefetch(pages):
+        clock = _Clock()
+        for page in clock.waiting(prefetch(pages)):
+            if page.row_count == 0:
+                continue  # an empty page may carry no field list to check
             columns = column_maps.get(page.fields)
             if columns is None:
                 columns = column_maps[page.fields] = _check_columns(page.fields, outcome)
             outcome.add(loader.load(page, columns))
             if progress is not None:
                 progress(Progress(rows=outcome.fetched, total=total))
+        clock.loaded()
         complete = limit is None and (total is None or outcome.fetched >= total)
-        if full and complete and not first_load:
-            outcome.deleted = loader.delete_missing()
-            outcome.changed = outcome.changed or outcome.deleted > 0
+        if full and complete:
+            if not first_load:
+                outcome.deleted = loader.delete_missing()
+                outcome.changed = outcome.changed or outcome.deleted > 0
         elif full:
+            seen = f"{outcome.fetched} of {total}" if total is not None else outcome.fetched
             outcome.warn(
-                f"Fetched {outcome.fetched} of {total} rows: not deleting missing trees "
-                "because the fetch was incomplete"
+                f"Fetched {seen} rows (stopped early): missing trees are not deleted "
+                "after an incomplete fetch"
             )
         if rebuild is not None:
             rebuild()
+        clock.finished(rows=outcome.fetched)
         if outcome.changed and not dry_run:
             cache.bump_data_version()
         if dry_run:
             transaction.set_rollback(True)
     return complete
+
+
+class _Clock:
+    """Where a run's time goes: waiting for pages, loading them, and finishing (logged)."""
+
+    def __init__(self) -> None:
+        self.started = self.mark = time.perf_counter()
+        self.waited = 0.0
+        self.loading = self.finishing = 0.0
+
+    def waiting(self, pages: Iterable[Page]) -> Iterator[Page]:
+        iterator = iter(pages)
+        while True:
+            before = time.perf_counter()
+            page = next(iterator, None)
+            self.waited += time.perf_counter() - before
+            if page is None:
+                return
+            yield page
+
+    def loaded(self) -> None:
+        now = time.perf_counter()
+        self.loading = now - self.started - self.waited
+        self.mark = now
+
+    def finished(self, *, rows: int) -> None:
+        self.finishing = time.perf_counter() - self.mark
+        logger.info(
+            "Loaded %d rows: %.1f s waiting for pages, %.1f s loading, %.1f s finishing",
+            rows,
+            self.waited,
+            self.loading,
+            self.finishing,
+        )
 
 
 def _check_columns(fields: tuple[str, ...], outcome: Outcome) -> ColumnMap:
@@ -355,10 +401,10 @@ def advisory_lock(sync_run: SyncRun) -> Iterator[None]:
             .order_by("-started_at")
             .first()
         )
-        since = f" (run {running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S %Z})"
-        raise SyncAlreadyRunning(
-            "Another sync is running" + (since if running else "") + "; try again later"
-        )
+        which = ""
+        if running is not None:
+            which = f" (run {running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S %Z})"
+        raise SyncAlreadyRunning(f"Another sync is running{which}; try again later")
     try:
         yield
     finally:

@@ -113,7 +113,7 @@ class Migration(migrations.Migration):
                 ('x_sp', models.FloatField(blank=True, help_text='NY State Plane, feet.', null=True)),
                 ('y_sp', models.FloatField(blank=True, help_text='NY State Plane, feet.', null=True)),
                 ('council_district', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('census_tract', models.IntegerField(blank=True, null=True)),
+                ('census_tract', models.CharField(blank=True, help_text='Tract number, e.g. 739 or 376.02 (a code).', max_length=10)),
                 ('bin', models.IntegerField(blank=True, help_text='Building id.', null=True)),
                 ('bbl', models.BigIntegerField(blank=True, help_text='Borough-block-lot.', null=True)),
                 ('socrata_id', models.CharField(blank=True, help_text='Socrata `:id`.', max_length=40)),

@@ -1,0 +1,395 @@
+"""The sync service end to end: the fake SODA server over real HTTP, the real Postgres."""
+
+import datetime
+import logging
+
+import psycopg
+import pytest
+from django.db import connection
+
+from tests.fakes.soda import DISPUTED_NAMES, MALFORMATIONS
+from trees import cache, sync
+from trees.exceptions import SyncAlreadyRunning, SyncError
+from trees.models import DataVersion, SyncRun, Tree
+from trees.socrata import SocrataClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# What the comparison looks at: the key, a value of every kind, and the species.
+COMPARED = (
+    "tree_id, tree_dbh, status, health, zipcode, borough, community_board, latitude, "
+    "longitude, surveyed_on, root_stone, bbl, census_tract, socrata_updated_at"
+)
+
+
+def source_for(server, **client_options) -> sync.SocrataSource:
+    client = SocrataClient(server.url, backoff_factor=0.001, backoff_max=0.01, **client_options)
+    return sync.SocrataSource(client=client, dataset=server.dataset)
+
+
+def sync_from(server, **options) -> SyncRun:
+    client_options = options.pop("client", {})
+    return sync.run(source=source_for(server, **client_options), dataset=server.dataset, **options)
+
+
+def table() -> list[tuple]:
+    """Every stored tree, every column, with its species by name: for exact comparisons."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.*, s.latin_name, s.common_name FROM trees_tree t "
+            "LEFT JOIN trees_species s ON s.id = t.species_id ORDER BY t.tree_id"
+        )
+        columns = [c.name for c in cursor.description]
+        species_id = columns.index("species_id")
+        return [row[:species_id] + row[species_id + 1 :] for row in cursor.fetchall()]
+
+
+def stored() -> dict[int, tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {COMPARED}, s.latin_name FROM trees_tree t "
+            "LEFT JOIN trees_species s ON s.id = t.species_id"
+        )
+        return {row[0]: row for row in cursor.fetchall()}
+
+
+def expected(server) -> dict[int, tuple]:
+    """The server's rows, typed in Python independently of the loader's SQL."""
+
+    def number(value, kind=int):
+        return None if value is None else kind(value)
+
+    result = {}
+    for raw in server.rows():
+        tree_id = int(raw["tree_id"])
+        result[tree_id] = (
+            tree_id,
+            number(raw.get("tree_dbh")),
+            raw["status"],
+            raw.get("health", ""),
+            raw.get("zipcode", raw.get("postcode", "")),
+            raw.get("boroname", raw.get("borough")),
+            number(raw.get("cb_num", raw.get("community_board"))),
+            float(raw["latitude"]),
+            float(raw["longitude"]),
+            datetime.date.fromisoformat(raw["created_at"][:10]),
+            {"Yes": True, "No": False}.get(raw.get("root_stone")),
+            number(raw.get("bbl")),
+            raw.get("census_tract", ""),
+            datetime.datetime.fromisoformat(raw[":updated_at"]),
+            raw.get("spc_latin"),
+        )
+    return result
+
+
+def data_version() -> int:
+    return DataVersion.objects.get().version
+
+
+@pytest.fixture
+def small_server(soda_server_factory):
+    return soda_server_factory(rows=600)
+
+
+def test_full_sync_stores_exactly_the_served_rows(soda_server):
+    run = sync_from(soda_server)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.mode == SyncRun.Mode.FULL
+    assert (run.rows_fetched, run.rows_inserted, run.rows_rejected) == (2500, 2500, 0)
+    assert stored() == expected(soda_server)
+    assert run.watermark == max(row[13] for row in expected(soda_server).values())
+
+
+def test_first_load_keeps_every_index_and_constraint(small_server):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'trees_tree'")
+        indexes_before = cursor.fetchone()[0]
+        sync_from(small_server)
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'trees_tree'")
+        assert cursor.fetchone()[0] == indexes_before
+        cursor.execute(
+            "SELECT count(*) FROM pg_constraint "
+            "WHERE conrelid = 'trees_tree'::regclass AND contype = 'f'"
+        )
+        assert cursor.fetchone()[0] == 1
+
+
+def test_rerun_writes_nothing(small_server):
+    sync_from(small_server, full=True)
+    before, version = table(), data_version()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(xmin::text::bigint) FROM trees_tree")
+        xmins = cursor.fetchone()[0]
+    run = sync_from(small_server, full=True)
+    assert (run.rows_inserted, run.rows_updated, run.rows_deleted) == (0, 0, 0)
+    assert run.rows_unchanged == 600
+    assert table() == before
+    assert data_version() == version
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(xmin::text::bigint) FROM trees_tree")
+        assert cursor.fetchone()[0] == xmins  # no row was rewritten
+
+
+def test_default_run_after_a_full_one_is_incremental(small_server):
+    sync_from(small_server)
+    small_server.clear_requests()
+    run = sync_from(small_server)
+    assert run.mode == SyncRun.Mode.INCREMENTAL
+    assert run.rows_fetched == 0
+    # The cheap check: one count, no page.
+    assert len(small_server.requests) == 1
+    assert "count(*)" in small_server.requests[0].query["$select"]
+
+
+def test_incremental_run_picks_up_exactly_the_changed_and_added_rows(small_server):
+    first = sync_from(small_server)
+    changed = small_server.update_rows(25, health="Poor")
+    added = small_server.add_rows(10)
+    run = sync_from(small_server)
+    assert run.mode == SyncRun.Mode.INCREMENTAL
+    assert (run.rows_fetched, run.rows_inserted, run.rows_updated) == (35, 10, 25)
+    assert stored() == expected(small_server)
+    assert set(changed).isdisjoint(added)
+    assert run.watermark > first.watermark
+
+
+def test_incremental_pages_do_not_lose_rows_sharing_one_timestamp(small_server):
+    sync_from(small_server)
+    changed = small_server.update_rows(250, health="Poor")  # all with one :updated_at
+    run = sync_from(small_server, page_size=40)
+    assert run.rows_fetched == 250
+    assert set(Tree.objects.filter(health="Poor").values_list("tree_id", flat=True)) >= set(
+        changed
+    )
+    assert stored() == expected(small_server)
+
+
+def test_incremental_window_is_ordered_by_updated_at_then_id(small_server):
+    sync_from(small_server)
+    small_server.update_rows(5)
+    small_server.clear_requests()
+    sync_from(small_server)
+    page_query = small_server.requests[-1].query
+    assert page_query["$order"] == ":updated_at,:id"
+    assert page_query["$where"].startswith(":updated_at > '")
+
+
+def test_full_run_removes_deleted_rows(small_server):
+    sync_from(small_server)
+    deleted = small_server.delete_rows(7)
+    run = sync_from(small_server, full=True)
+    assert run.rows_deleted == 7
+    assert not Tree.objects.filter(tree_id__in=deleted).exists()
+    assert stored() == expected(small_server)
+
+
+def test_incremental_run_deletes_nothing(small_server):
+    sync_from(small_server)
+    small_server.delete_rows(7)
+    run = sync_from(small_server)
+    assert run.rows_deleted == 0
+    assert Tree.objects.count() == 600
+
+
+def test_limited_full_run_deletes_nothing_and_leaves_no_watermark(small_server):
+    sync_from(small_server)
+    small_server.delete_rows(3)
+    run = sync_from(small_server, full=True, limit=100)
+    assert (run.rows_fetched, run.rows_deleted) == (100, 0)
+    assert run.watermark is None
+    assert "incomplete fetch" in run.warnings[0]
+    assert sync.last_complete_run(small_server.dataset).pk != run.pk
+
+
+def test_failed_run_changes_nothing_and_the_next_run_completes(small_server):
+    sync_from(small_server)
+    before = table()
+    small_server.delete_rows(5)
+    small_server.update_rows(5, health="Poor")
+    small_server.fail(500, times=100, offset=200)
+    with pytest.raises(SyncError, match=r"\b500\b"):
+        sync_from(small_server, full=True, page_size=100)
+    assert table() == before  # nothing half-written, nothing deleted
+    failed = SyncRun.objects.latest("started_at")
+    assert failed.status == SyncRun.Status.FAILED
+    assert "nothing was written" in failed.error_message or "500" in failed.error_message
+    small_server.clear_faults()
+    run = sync_from(small_server, full=True, page_size=100)
+    assert (run.rows_deleted, run.rows_updated) == (5, 5)
+    assert stored() == expected(small_server)
+
+
+@pytest.mark.parametrize(
+    ("fault", "options"),
+    [
+        ("fail", {"status": 429, "retry_after": 0}),
+        ("fail", {"status": 500}),
+        ("fail", {"status": 503, "times": 2}),
+        ("fail", {"status": 202}),
+        ("drop_connection", {}),
+        ("truncate_body", {}),
+        ("truncate_body", {"content_length": False}),
+        ("break_record", {}),
+        ("short_page", {"rows": 30}),
+    ],
+)
+def test_each_fault_is_survived_with_the_same_result(soda_server_factory, fault, options):
+    clean = soda_server_factory(rows=450)
+    sync_from(clean, page_size=100)
+    clean_table = table()
+    Tree.objects.all().delete()
+    SyncRun.objects.all().delete()
+
+    faulty = soda_server_factory(rows=450)
+    getattr(faulty, fault)(offset=200, **options)
+    run = sync_from(faulty, page_size=100)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert faulty.pending_faults == 0  # the fault really happened
+    assert table() == clean_table
+
+
+def test_json_format_stores_the_same_table_as_csv(soda_server_factory):
+    server = soda_server_factory(rows=300)
+    sync_from(server)
+    from_csv = table()
+    Tree.objects.all().delete()
+    SyncRun.objects.all().delete()
+    sync_from(server, client={"format": "json"})
+    assert table() == from_csv
+
+
+def test_malformed_rows_are_rejected_and_counted_while_the_rest_land(small_server):
+    kinds = list(MALFORMATIONS)
+    bad = small_server.corrupt_rows({10 * (i + 1): kind for i, kind in enumerate(kinds)})
+    run = sync_from(small_server)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.rows_rejected == len(kinds)
+    assert run.rows_inserted == 600 - len(kinds)
+    assert len(run.rejection_samples) == len(kinds)
+    reasons = " | ".join(sample["reason"] for sample in run.rejection_samples)
+    for expected_reason in ("tree_id is missing", "tree_dbh is not", "status is not one of"):
+        assert expected_reason in reasons
+    assert not Tree.objects.filter(tree_id__in=[t for t in bad if t is not None]).exists()
+
+
+def test_disputed_column_names_are_accepted(small_server):
+    small_server.rename_columns(DISPUTED_NAMES)
+    run = sync_from(small_server)
+    assert run.rows_rejected == 0
+    assert stored() == expected(small_server)
+
+
+def test_unknown_columns_are_ignored_with_a_warning(small_server, caplog):
+    small_server.add_columns({"shiny_new_column": "42"})
+    with caplog.at_level(logging.WARNING):
+        run = sync_from(small_server)
+    assert run.rows_inserted == 600
+    assert run.warnings == ["Ignoring unknown column 'shiny_new_column'"]
+    assert "shiny_new_column" in caplog.text
+
+
+def test_a_missing_required_column_fails_the_run_naming_it(small_server):
+    small_server.drop_columns(["latitude"])
+    with pytest.raises(SyncError, match="required field: latitude"):
+        sync_from(small_server)
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.FAILED
+    assert "latitude" in run.error_message
+    assert not Tree.objects.exists()
+
+
+def test_a_concurrent_run_is_refused(small_server):
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [sync.ADVISORY_LOCK_ID])
+        with pytest.raises(SyncAlreadyRunning, match="Another sync is running"):
+            sync_from(small_server)
+    refused = SyncRun.objects.get()
+    assert refused.status == SyncRun.Status.FAILED
+    assert "Another sync is running" in refused.error_message
+    assert not Tree.objects.exists()
+    assert sync_from(small_server).status == SyncRun.Status.SUCCEEDED  # the lock is free again
+
+
+def test_an_abandoned_running_run_is_marked_failed(small_server):
+    abandoned = SyncRun.objects.create(dataset=small_server.dataset, mode="full")
+    sync_from(small_server)
+    abandoned.refresh_from_db()
+    assert abandoned.status == SyncRun.Status.FAILED
+    assert "abandoned" in abandoned.error_message
+
+
+@pytest.mark.parametrize(
+    "soda_server", [{"rows": 200, "app_token": "s3cret-t0ken"}], indirect=True
+)
+def test_the_token_is_sent_as_a_header_and_stored_nowhere(soda_server, caplog):
+    with caplog.at_level(logging.DEBUG):
+        run = sync_from(soda_server, client={"app_token": "s3cret-t0ken"})
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert set(soda_server.app_tokens) == {"s3cret-t0ken"}
+    assert all("app_token" not in r.raw_query for r in soda_server.requests)
+    assert "s3cret-t0ken" not in caplog.text
+    stored_run = SyncRun.objects.filter(pk=run.pk).values().get()
+    assert "s3cret-t0ken" not in repr(stored_run)
+
+
+@pytest.mark.parametrize("soda_server", [{"rows": 200, "app_token": "right"}], indirect=True)
+def test_a_rejected_token_fails_the_run_without_showing_it(soda_server, caplog):
+    with caplog.at_level(logging.DEBUG), pytest.raises(SyncError, match="403") as excinfo:
+        sync_from(soda_server, client={"app_token": "wrong-t0ken"})
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.FAILED
+    for text in (str(excinfo.value), run.error_message, caplog.text):
+        assert "wrong-t0ken" not in text
+
+
+def test_an_unreachable_socrata_fails_with_a_clear_error():
+    client = SocrataClient("http://127.0.0.1:1", max_attempts=2, backoff_factor=0.001)
+    source = sync.SocrataSource(client=client, dataset="uvpi-gqnh")
+    with pytest.raises(SyncError, match=r"127\.0\.0\.1:1"):
+        sync.run(source=source, dataset="uvpi-gqnh")
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.FAILED
+    assert "127.0.0.1:1" in run.error_message
+    assert run.finished_at is not None
+
+
+def test_data_version_changes_only_when_data_does(small_server):
+    sync_from(small_server)
+    after_first = cache.data_version().number
+    sync_from(small_server, full=True)
+    assert cache.data_version().number == after_first
+    small_server.update_rows(3, health="Poor")
+    sync_from(small_server)
+    assert cache.data_version().number == after_first + 1
+
+
+def test_dry_run_writes_nothing_but_reports_what_it_would_do(small_server):
+    run = sync_from(small_server, dry_run=True)
+    assert run.dry_run
+    assert (run.rows_fetched, run.rows_inserted) == (600, 600)
+    assert not Tree.objects.exists()
+    assert sync.last_complete_run(small_server.dataset) is None  # the next run is full
+
+
+def test_republish_rewrites_timestamps_and_nothing_else(small_server):
+    sync_from(small_server)
+    small_server.republish()
+    run = sync_from(small_server)
+    assert run.rows_updated == 600
+    assert stored() == expected(small_server)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("page_size", 0), ("page_size", 50_001), ("limit", 0)]
+)
+def test_bad_options_are_refused_before_anything_runs(small_server, option, value):
+    with pytest.raises(SyncError, match="must be"):
+        sync_from(small_server, **{option: value})
+    assert not SyncRun.objects.exists()
