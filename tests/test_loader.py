@@ -214,3 +214,13 @@ def test_delete_missing_keeps_seen_and_rejected_trees():
     )
     assert loader.delete_missing() == 1
     assert set(Tree.objects.values_list("tree_id", flat=True)) == {1, 8}
+
+
+def test_a_first_load_takes_a_tree_repeated_on_a_later_page_from_that_page():
+    loader = Loader(track_seen=False, into_empty_table=True)
+    loader.start()
+    first = csv_page([soda_row(tree_id="1"), soda_row(tree_id="2")])
+    again = csv_page([soda_row(tree_id="2", tree_dbh="9"), soda_row(tree_id="3")])
+    results = [loader.load(page, map_headers(page.fields)) for page in (first, again)]
+    assert [(r.inserted, r.updated) for r in results] == [(2, 0), (1, 1)]
+    assert Tree.objects.get(tree_id=2).tree_dbh == 9

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db import DataError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from psycopg import sql
 
 from trees.columns import (
@@ -273,38 +273,39 @@ def _build_mark_sql(*, careful: bool) -> str:
     """
 
 
-def _build_upsert_sql(*, into_empty_table: bool) -> str:
+def _incoming_sql() -> str:
+    """The page's usable rows as the tree table stores them, species resolved."""
+    values = ", ".join(
+        f"{read_value(next(c for c in COLUMNS if c.field == f), f's.{f}')} AS {f}"
+        for f in TREE_FIELDS
+    )
+    return f"""
+        SELECT {values}, sp.id AS species_id
+        FROM {TYPED} AS s
+        LEFT JOIN {SPECIES_TABLE} AS sp ON sp.latin_name = s.spc_latin
+        WHERE s.reason IS NULL
+    """
+
+
+def _build_upsert_sql() -> str:
     """One INSERT … ON CONFLICT for the page; unchanged trees are skipped, not rewritten.
 
     Unchanged rows are filtered out by a join before the insert, not only by the ON
     CONFLICT's WHERE: Postgres locks (and so writes to) every conflicting row it reaches,
-    even when the WHERE then declines to update it. A load into a table that was empty
-    when the run began skips that join: only its own earlier pages can conflict.
+    even when the WHERE then declines to update it.
     """
-    incoming = ", ".join(
-        f"{read_value(next(c for c in COLUMNS if c.field == f), f's.{f}')} AS {f}"
-        for f in TREE_FIELDS
-    )
     columns = ", ".join([*TREE_FIELDS, "species_id"])
-    unchanged_filter = f"""
-        LEFT JOIN {TREE_TABLE} AS stored ON stored.tree_id = i.tree_id
-        WHERE stored.tree_id IS NULL
-            OR ({", ".join(f"stored.{f}" for f in UPDATED_FIELDS)})
-            IS DISTINCT FROM ({", ".join(f"i.{f}" for f in UPDATED_FIELDS)})
-    """
     excluded = ", ".join(f"EXCLUDED.{f}" for f in UPDATED_FIELDS)
     return f"""
-        WITH incoming AS (
-            SELECT {incoming}, sp.id AS species_id
-            FROM {TYPED} AS s
-            LEFT JOIN {SPECIES_TABLE} AS sp ON sp.latin_name = s.spc_latin
-            WHERE s.reason IS NULL
-        ),
+        WITH incoming AS ({_incoming_sql()}),
         upserted AS (
             INSERT INTO {TREE_TABLE} AS t ({columns})
             SELECT {", ".join(f"i.{f}" for f in [*TREE_FIELDS, "species_id"])}
             FROM incoming AS i
-            {"" if into_empty_table else unchanged_filter}
+            LEFT JOIN {TREE_TABLE} AS stored ON stored.tree_id = i.tree_id
+            WHERE stored.tree_id IS NULL
+                OR ({", ".join(f"stored.{f}" for f in UPDATED_FIELDS)})
+                IS DISTINCT FROM ({", ".join(f"i.{f}" for f in UPDATED_FIELDS)})
             ON CONFLICT (tree_id) DO UPDATE SET ({", ".join(UPDATED_FIELDS)}) = ROW({excluded})
             WHERE ({", ".join(f"t.{f}" for f in UPDATED_FIELDS)}) IS DISTINCT FROM ({excluded})
             RETURNING xmax = 0 AS inserted
@@ -319,8 +320,12 @@ FAST_TYPING_SQL = _fast_typing_sql()
 NORMALISE_SQL = _build_normalise_sql()
 FAST_MARK_SQL = _build_mark_sql(careful=False)
 CAREFUL_MARK_SQL = _build_mark_sql(careful=True)
-UPSERT_SQL = _build_upsert_sql(into_empty_table=False)
-FIRST_LOAD_SQL = _build_upsert_sql(into_empty_table=True)
+UPSERT_SQL = _build_upsert_sql()
+# Into a table that was empty when the run began: no conflict is likely, so a plain
+# INSERT (a quarter cheaper than ON CONFLICT's speculative insertion) is tried first.
+INSERT_SQL = (
+    f"INSERT INTO {TREE_TABLE} ({', '.join([*TREE_FIELDS, 'species_id'])}) {_incoming_sql()}"
+)
 
 SPECIES_SQL = f"""
     WITH changed AS (
@@ -393,7 +398,7 @@ class Loader:
         self, *, track_seen: bool, into_empty_table: bool = False, sample_size: int = 20
     ) -> None:
         self.track_seen = track_seen
-        self.upsert_sql = FIRST_LOAD_SQL if into_empty_table else UPSERT_SQL
+        self.into_empty_table = into_empty_table
         self.sample_size = sample_size
         self._spare_columns = 0
 
@@ -430,13 +435,24 @@ class Loader:
                 ]
             cursor.execute(SPECIES_SQL)
             (result.species_changed,) = cursor.fetchone()
-            cursor.execute(self.upsert_sql)
-            result.inserted, result.updated = cursor.fetchone()
+            result.inserted, result.updated = self._write_trees(cursor)
             if self.track_seen:
                 cursor.execute(
                     f"INSERT INTO {SEEN} SELECT tree_id FROM {TYPED} WHERE tree_id IS NOT NULL"
                 )
         return result
+
+    def _write_trees(self, cursor) -> tuple[int, int]:
+        """Insert new trees and update changed ones; returns (inserted, updated)."""
+        if self.into_empty_table:
+            try:
+                with transaction.atomic():
+                    cursor.execute(INSERT_SQL)
+                return cursor.rowcount, 0
+            except IntegrityError:
+                pass  # an earlier page of this run had one of these trees
+        cursor.execute(UPSERT_SQL)
+        return cursor.fetchone()
 
     def _mark_rejected(self, cursor) -> None:
         """Record broken rules; dates are tested by casting, carefully if a cast fails."""

@@ -378,12 +378,17 @@ def _drop_secondary_indexes() -> Callable[[], None]:
             cursor.execute(f'DROP INDEX "{name}"')
 
     def rebuild() -> None:
+        statements = [definition for _, definition in indexes]
+        statements += [
+            f'ALTER TABLE {TREE_TABLE} ADD CONSTRAINT "{name}" {definition}'
+            for name, definition in foreign_keys
+        ]
+        statements.append(f"ANALYZE {TREE_TABLE}")  # the planner needs statistics at once
         with connection.cursor() as cursor:
-            for _, definition in indexes:
-                cursor.execute(definition)
-            for name, definition in foreign_keys:
-                cursor.execute(f'ALTER TABLE {TREE_TABLE} ADD CONSTRAINT "{name}" {definition}')
-            cursor.execute(f"ANALYZE {TREE_TABLE}")
+            for statement in statements:
+                started = time.perf_counter()
+                cursor.execute(statement)
+                logger.debug("%.2f s: %s", time.perf_counter() - started, statement)
 
     return rebuild
 
