@@ -1,5 +1,5 @@
 # Every target sets itself up (scripts/bootstrap is idempotent), so each works on a fresh clone.
-.PHONY: run serve test lint format superuser bench-sync bench-api
+.PHONY: run serve test lint format superuser bench-sync bench-api docker-secrets docker-smoke
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -37,3 +37,12 @@ format:
 superuser:
 	scripts/bootstrap runtime
 	.venv/bin/python manage.py createsuperuser --noinput
+
+## docker-secrets: secrets/ and .env.docker for the Compose stack (random values; never overwrites)
+docker-secrets:
+	scripts/docker-secrets
+
+## docker-smoke: build and run the Compose stack for real with podman (see README "Run with Docker")
+docker-smoke:
+	scripts/bootstrap dev
+	scripts/docker-smoke
