@@ -126,6 +126,7 @@ def test_build_context_leaves_out_secrets_local_config_virtualenvs_and_caches():
         ".ruff_cache/CACHEDIR.TAG",
         "staticfiles/staticfiles.json",
         "tests/conftest.py",
+        "docker/standins/postgres/Containerfile",
     ]:
         assert dockerignore_excludes(path), path
 
