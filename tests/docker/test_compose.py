@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from tests.docker.conftest import (
+from tests.docker.helpers import (
     BIN,
     DEV_OVERRIDE,
     ROOT,

@@ -3,7 +3,7 @@
 import re
 import tomllib
 
-from tests.docker.conftest import BIN, ROOT, dockerfile_stages, run
+from tests.docker.helpers import BIN, ROOT, dockerfile_stages, run
 
 SECRET_NAME = re.compile(r"\b[A-Z0-9_]*(SECRET|PASSWORD|TOKEN)[A-Z0-9_]*\b")
 
