@@ -1,5 +1,5 @@
 # Every target sets itself up (scripts/bootstrap is idempotent), so each works on a fresh clone.
-.PHONY: run serve test lint format superuser bench-sync bench-api
+.PHONY: run serve test lint format superuser bench-sync bench-api docker-secrets docker-smoke
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -42,3 +42,12 @@ superuser:
 bench-sync:
 	scripts/bootstrap dev
 	.venv/bin/python -m benchmarks.bench_sync $(BENCH_ARGS)
+
+## docker-secrets: secrets/ and .env.docker for the Compose stack (random values; never overwrites)
+docker-secrets:
+	scripts/docker-secrets
+
+## docker-smoke: build and run the Compose stack for real with podman (see README "Run with Docker")
+docker-smoke:
+	scripts/bootstrap dev
+	scripts/docker-smoke
