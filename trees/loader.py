@@ -181,9 +181,12 @@ def _readable(column: Column, staged: str, *, careful: bool) -> str:
     )
 
 
-def _rule_checks(column: Column, *, careful: bool) -> list[tuple[str, str]]:
-    """(condition that holds for a usable row, SQL for the reason when it does not)."""
-    name, value = column.field, column.field
+def _rule_checks(column: Column, value: str, *, careful: bool) -> list[tuple[str, str]]:
+    """(condition that holds for a usable row, SQL for the reason when it does not).
+
+    `value` is the SQL for the column's value: the column itself, or its normalised form.
+    """
+    name = column.field
     checks = []
     if column.kind is Kind.CHOICE:
         allowed = ", ".join(_literal(choice) for choice in column.choices)
@@ -220,14 +223,18 @@ def _rule_checks(column: Column, *, careful: bool) -> list[tuple[str, str]]:
         )
     if column.required:
         checks.append((f"{value} IS NOT NULL", _literal(f"{name} is missing")))
+    if column.field == "borough":
+        checks.append((f"{value} IS NOT NULL", "'borough is missing'"))
     return checks
 
 
-def _canonical_choice(column: Column) -> str:
+def _normalised(column: Column) -> str:
     """The census's own spelling of a choice given in another case, else the value as is.
 
     A missing borough name is taken from the borough code, which the census also carries.
     """
+    if column.kind is not Kind.CHOICE:
+        return column.field
     whens = " ".join(f"WHEN {_literal(c.lower())} THEN {_literal(c)}" for c in column.choices)
     fallback = column.field
     if column.field == "borough":
@@ -236,40 +243,35 @@ def _canonical_choice(column: Column) -> str:
     return f"COALESCE(CASE lower(btrim({column.field})) {whens} END, {fallback})"
 
 
-def _build_normalise_sql() -> str:
-    """UPDATE sync_typed: the census's spelling of each choice, and boroughs from their code.
+def _build_check_sql(*, careful: bool) -> str:
+    """UPDATE sync_typed: normalise spellings, and record every broken rule of each row.
 
-    It only touches rows that need it; its WHERE is cheap to test on every row.
+    One pass over the page. The WHERE tests the rules on the values as staged, cheaply, and
+    picks the few rows that need anything: a value in another case, a borough to take from
+    its code, or a broken rule. For those, SET normalises, then names what is still wrong
+    (every SET expression sees the row as it was, so reasons test the normalised values).
     """
-    choices = [c for c in COLUMNS if c.kind is Kind.CHOICE]
-    return f"""
-        UPDATE {TYPED} SET {", ".join(f"{c.field} = {_canonical_choice(c)}" for c in choices)}
-        WHERE borough IS NULL OR NOT ({
-        " AND ".join(
-            f"COALESCE({c.field} IN ({', '.join(_literal(v) for v in c.choices)}), "
-            f"{c.field} IS NULL)"
-            for c in choices
-        )
-    })
-    """
-
-
-def _build_mark_sql(*, careful: bool) -> str:
-    """UPDATE sync_typed: record every broken rule of each row that breaks one."""
-    checks = [c for column in COLUMNS for c in _rule_checks(column, careful=careful)]
     (low_lat, high_lat), (low_lon, high_lon) = LATITUDE_RANGE, LONGITUDE_RANGE
-    checks.append(
-        (
-            f"COALESCE(latitude BETWEEN {low_lat} AND {high_lat} "
-            f"AND longitude BETWEEN {low_lon} AND {high_lon}, true)",
-            "'coordinates outside New York: ' || latitude || ', ' || longitude",
-        )
+    coordinates = (
+        f"COALESCE(latitude BETWEEN {low_lat} AND {high_lat} "
+        f"AND longitude BETWEEN {low_lon} AND {high_lon}, true)",
+        "'coordinates outside New York: ' || latitude || ', ' || longitude",
     )
-    checks.append(("borough IS NOT NULL", "'borough is missing'"))
-    reasons = ", ".join(f"CASE WHEN NOT ({ok}) THEN {why} END" for ok, why in checks)
+    as_staged = [c for col in COLUMNS for c in _rule_checks(col, col.field, careful=careful)]
+    normalised = [
+        check
+        for column in COLUMNS
+        for check in _rule_checks(column, _normalised(column), careful=careful)
+    ]
+    choices = [c for c in COLUMNS if c.kind is Kind.CHOICE]
+    reasons = ", ".join(
+        f"CASE WHEN NOT ({ok}) THEN {why} END" for ok, why in [*normalised, coordinates]
+    )
     return f"""
-        UPDATE {TYPED} SET reason = concat_ws('; ', reason, {reasons})
-        WHERE NOT ({" AND ".join(f"({ok})" for ok, _ in checks)})
+        UPDATE {TYPED} SET
+            {", ".join(f"{c.field} = {_normalised(c)}" for c in choices)},
+            reason = NULLIF(concat_ws('; ', reason, {reasons}), '')
+        WHERE NOT ({" AND ".join(f"({ok})" for ok, _ in [*as_staged, coordinates])})
     """
 
 
@@ -317,9 +319,8 @@ def _build_upsert_sql() -> str:
 
 CAREFUL_TYPING_SQL = _build_careful_typing_sql()
 FAST_TYPING_SQL = _fast_typing_sql()
-NORMALISE_SQL = _build_normalise_sql()
-FAST_MARK_SQL = _build_mark_sql(careful=False)
-CAREFUL_MARK_SQL = _build_mark_sql(careful=True)
+FAST_CHECK_SQL = _build_check_sql(careful=False)
+CAREFUL_CHECK_SQL = _build_check_sql(careful=True)
 UPSERT_SQL = _build_upsert_sql()
 # Into a table that was empty when the run began: no conflict is likely, so a plain
 # INSERT (a quarter cheaper than ON CONFLICT's speculative insertion) is tried first.
@@ -421,8 +422,7 @@ class Loader:
         """Stage, type, check and upsert one page; returns what it did."""
         with connection.cursor() as cursor:
             self._stage(cursor, page, columns)
-            cursor.execute(NORMALISE_SQL)
-            self._mark_rejected(cursor)
+            self._check_rows(cursor)
             cursor.execute(DUPLICATES_SQL)
             cursor.execute(SUMMARY_SQL)
             fetched, rejected, newest = cursor.fetchone()
@@ -454,13 +454,13 @@ class Loader:
         cursor.execute(UPSERT_SQL)
         return cursor.fetchone()
 
-    def _mark_rejected(self, cursor) -> None:
-        """Record broken rules; dates are tested by casting, carefully if a cast fails."""
+    def _check_rows(self, cursor) -> None:
+        """Normalise, record broken rules; dates are tested by casting, carefully if one fails."""
         try:
             with transaction.atomic():  # a savepoint: a failed cast must not end the run
-                cursor.execute(FAST_MARK_SQL)
+                cursor.execute(FAST_CHECK_SQL)
         except DataError:
-            cursor.execute(CAREFUL_MARK_SQL)
+            cursor.execute(CAREFUL_CHECK_SQL)
 
     def delete_missing(self) -> int:
         """Delete the trees this run did not see (call only after a complete full fetch)."""
