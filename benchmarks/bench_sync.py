@@ -1,7 +1,7 @@
 """How fast `sync_trees` brings the census in, against the floor of a plain COPY.
 
     .venv/bin/python -m benchmarks.bench_sync [--rows 683788] [--compare-rows 68000]
-                                              [--page-size 50000] [--naive-rows 10000]
+                                              [--page-size 10000] [--naive-rows 10000]
 
 (or `make bench-sync`). It serves N generated census rows from the fake SODA server (in
 this process, pages encoded once and cached by an untimed warm-up pass), uses its own
@@ -293,10 +293,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=683_788)
     parser.add_argument("--compare-rows", type=int, default=68_000)
-    parser.add_argument("--page-size", type=int, default=50_000)
+    parser.add_argument("--page-size", type=int, default=10_000, help="as sync_trees' default")
     parser.add_argument("--naive-rows", type=int, default=10_000)
     parser.add_argument("--database", default="nyc_trees_bench_sync")
     args = parser.parse_args()
+    paging = ["--page-size", str(args.page_size)]
 
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
     measures: list[Measure] = []
@@ -318,7 +319,7 @@ def main() -> None:
         measures.append(Measure("bare download of every page (CSV)", download))
 
         print("(b) full sync into an empty database ...", flush=True)
-        seconds, rss, _ = run_command(["sync_trees", "--full"], env)
+        seconds, rss, _ = run_command(["sync_trees", "--full", *paging], env)
         run = last_run(args.database)
         assert run["inserted"] == args.rows, run
         measures.append(
@@ -327,7 +328,7 @@ def main() -> None:
         full_rss = rss
 
         print("(c) second full sync, nothing changed ...", flush=True)
-        seconds, rss, _ = run_command(["sync_trees", "--full"], env)
+        seconds, rss, _ = run_command(["sync_trees", "--full", *paging], env)
         run = last_run(args.database)
         written = run["inserted"] + run["updated"] + run["deleted"]
         measures.append(
@@ -341,7 +342,7 @@ def main() -> None:
             )
         )
 
-        seconds, rss, _ = run_command(["sync_trees"], env)
+        seconds, rss, _ = run_command(["sync_trees", *paging], env)
         run = last_run(args.database)
         measures.append(
             Measure(
@@ -357,7 +358,7 @@ def main() -> None:
         changed = args.rows // 100
         server.update_rows(changed, health="Poor")
         print(f"(d) incremental sync after {changed} rows changed ...", flush=True)
-        seconds, rss, _ = run_command(["sync_trees"], env)
+        seconds, rss, _ = run_command(["sync_trees", *paging], env)
         run = last_run(args.database)
         measures.append(
             Measure(
@@ -387,7 +388,7 @@ def main() -> None:
         env = manage_env(args.database, server.url)
         run_command(["migrate", "--noinput", "-v", "0"], env)
         download_pages(server.url, args.page_size)
-        _, small_rss, _ = run_command(["sync_trees", "--full"], env)
+        _, small_rss, _ = run_command(["sync_trees", "--full", *paging], env)
 
     full = next(m for m in measures if m.name.startswith("(b)"))
     print()

@@ -393,7 +393,13 @@ class PageResult:
 
 
 class Loader:
-    """Loads pages into the tree table within the caller's transaction."""
+    """Loads pages into the tree table within the caller's transaction.
+
+    Pages are staged as they arrive (`stage`, one COPY each, so their bytes can be freed at
+    once) and checked and written in batches (`flush`): the statements cost the same per
+    row whatever the batch, but each has a fixed cost, so small pages (flat memory) need
+    not mean many statements.
+    """
 
     def __init__(
         self, *, track_seen: bool, into_empty_table: bool = False, sample_size: int = 20
@@ -401,6 +407,7 @@ class Loader:
         self.track_seen = track_seen
         self.into_empty_table = into_empty_table
         self.sample_size = sample_size
+        self.staged_rows = 0
         self._spare_columns = 0
 
     def start(self) -> None:
@@ -419,9 +426,41 @@ class Loader:
                 cursor.execute(f"CREATE TEMP TABLE {SEEN} (tree_id bigint) ON COMMIT DROP")
 
     def load(self, page: "Page", columns: ColumnMap) -> PageResult:
-        """Stage, type, check and upsert one page; returns what it did."""
+        """Stage one page and write it at once."""
+        self.stage(page, columns)
+        return self.flush()
+
+    def stage(self, page: "Page", columns: ColumnMap) -> None:
+        """Add the page's rows to sync_typed: by COPY when every value reads, else carefully.
+
+        Each row's `line` is its position in the whole fetch (the page's offset plus its
+        place in the page), for rejection samples and for "a later row wins".
+        """
         with connection.cursor() as cursor:
-            self._stage(cursor, page, columns)
+            if page.format == "csv":
+                # Outside the savepoint below: rolling it back would take new columns along.
+                targets = self._target_columns(cursor, page.fields, columns)
+                try:
+                    with transaction.atomic():  # a savepoint: a failed COPY must not end the run
+                        self._number_lines_from(cursor, TYPED, page.offset)
+                        self._copy_csv(cursor, TYPED, page, targets)
+                except DataError:
+                    self._restage_raw(cursor, page.offset)
+                    self._copy_csv(cursor, RAW, page, targets)
+                    cursor.execute(CAREFUL_TYPING_SQL)
+            else:
+                self._restage_raw(cursor, page.offset)
+                self._insert_json(cursor, page, columns)
+                try:
+                    with transaction.atomic():
+                        cursor.execute(FAST_TYPING_SQL)
+                except DataError:
+                    cursor.execute(CAREFUL_TYPING_SQL)
+        self.staged_rows += page.row_count
+
+    def flush(self) -> PageResult:
+        """Check and write what is staged; returns what it did."""
+        with connection.cursor() as cursor:
             self._check_rows(cursor)
             cursor.execute(DUPLICATES_SQL)
             cursor.execute(SUMMARY_SQL)
@@ -430,7 +469,7 @@ class Loader:
             if rejected:
                 cursor.execute(SAMPLE_SQL, [self.sample_size])
                 result.rejections = [
-                    {"row": page.offset + line, "tree_id": tree_id, "reason": reason}
+                    {"row": line, "tree_id": tree_id, "reason": reason}
                     for line, tree_id, reason in cursor.fetchall()
                 ]
             cursor.execute(SPECIES_SQL)
@@ -440,6 +479,8 @@ class Loader:
                 cursor.execute(
                     f"INSERT INTO {SEEN} SELECT tree_id FROM {TYPED} WHERE tree_id IS NOT NULL"
                 )
+            cursor.execute(f"TRUNCATE {TYPED}")
+        self.staged_rows = 0
         return result
 
     def _write_trees(self, cursor) -> tuple[int, int]:
@@ -450,7 +491,7 @@ class Loader:
                     cursor.execute(INSERT_SQL)
                 return cursor.rowcount, 0
             except IntegrityError:
-                pass  # an earlier page of this run had one of these trees
+                pass  # an earlier batch of this run had one of these trees
         cursor.execute(UPSERT_SQL)
         return cursor.fetchone()
 
@@ -472,30 +513,17 @@ class Loader:
             )
             return cursor.rowcount
 
-    def _stage(self, cursor, page: "Page", columns: ColumnMap) -> None:
-        """Fill sync_typed from the page: by COPY when every value reads, else carefully."""
-        cursor.execute(f"TRUNCATE {RAW}, {TYPED}")
-        # Lines number the page's rows from 1, for rejection samples and "later row wins".
-        cursor.execute(f"ALTER SEQUENCE {RAW}_line_seq RESTART")
-        cursor.execute(f"ALTER SEQUENCE {TYPED}_line_seq RESTART")
-        if page.format == "csv":
-            # Outside the savepoint below: a rolled-back savepoint would take new columns along.
-            targets = self._target_columns(cursor, page.fields, columns)
-            try:
-                with transaction.atomic():  # a savepoint: a failed COPY must not end the run
-                    self._copy_csv(cursor, TYPED, page, targets)
-                return
-            except DataError:
-                cursor.execute(f"ALTER SEQUENCE {TYPED}_line_seq RESTART")
-            self._copy_csv(cursor, RAW, page, targets)
-            cursor.execute(CAREFUL_TYPING_SQL)
-            return
-        self._insert_json(cursor, page, columns)
-        try:
-            with transaction.atomic():
-                cursor.execute(FAST_TYPING_SQL)
-        except DataError:
-            cursor.execute(CAREFUL_TYPING_SQL)
+    @staticmethod
+    def _number_lines_from(cursor, table: str, offset: int) -> None:
+        # Sequences ignore rollbacks, so this is set again before every attempt.
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'line'), %s, false)", [table, offset + 1]
+        )
+
+    def _restage_raw(self, cursor, offset: int) -> None:
+        """Empty the text staging table for one page, its lines numbered from `offset`."""
+        cursor.execute(f"TRUNCATE {RAW}")
+        self._number_lines_from(cursor, RAW, offset)
 
     def _copy_csv(self, cursor, table: str, page: "Page", targets: list[str]) -> None:
         names = sql.SQL(", ").join(map(sql.Identifier, targets))

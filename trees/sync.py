@@ -36,8 +36,12 @@ logger = logging.getLogger(__name__)
 # Any fixed 64-bit number works; this one spells "nyctrees" in ASCII.
 ADVISORY_LOCK_ID = 0x6E79637472656573
 REJECTION_SAMPLE_SIZE = 25
-DEFAULT_PAGE_SIZE = 50_000
+# Pages of 10,000 rows (about 5 MB of CSV) keep the sync's memory flat whatever the data's
+# size: a few pages are in flight at once. Socrata advises pages of 10,000 to 50,000.
+DEFAULT_PAGE_SIZE = 10_000
 MAX_PAGE_SIZE = 50_000  # the SODA 2.0 maximum
+# Rows staged before they are checked and written together (see loader.Loader).
+BATCH_ROWS = 50_000
 
 
 class SyncInterrupted(KeyboardInterrupt):
@@ -261,15 +265,21 @@ def _sync(
         rebuild = _drop_secondary_indexes() if first_load else None
         column_maps: dict[tuple[str, ...], ColumnMap] = {}
         clock = _Clock()
+        fetched = 0
         for page in clock.waiting(prefetch(pages)):
             if page.row_count == 0:
                 continue  # an empty page may carry no field list to check
             columns = column_maps.get(page.fields)
             if columns is None:
                 columns = column_maps[page.fields] = _check_columns(page.fields, outcome)
-            outcome.add(loader.load(page, columns))
+            loader.stage(page, columns)
+            if loader.staged_rows >= BATCH_ROWS:
+                outcome.add(loader.flush())
+            fetched += page.row_count
             if progress is not None:
-                progress(Progress(rows=outcome.fetched, total=total))
+                progress(Progress(rows=fetched, total=total))
+        if loader.staged_rows:
+            outcome.add(loader.flush())
         clock.loaded()
         complete = limit is None and (total is None or outcome.fetched >= total)
         if full and complete:
