@@ -393,3 +393,13 @@ def test_bad_options_are_refused_before_anything_runs(small_server, option, valu
     with pytest.raises(SyncError, match="must be"):
         sync_from(small_server, **{option: value})
     assert not SyncRun.objects.exists()
+
+
+def test_a_server_that_refuses_csv_is_read_as_json(small_server, caplog):
+    small_server.respond_with(404, {"error": True, "message": "no such format"}, offset=0)
+    with caplog.at_level(logging.WARNING):
+        run = sync_from(small_server)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.rows_inserted == 600
+    assert "refused CSV (HTTP 404); reading JSON" in caplog.text
+    assert small_server.requests[-1].path.endswith(".json")

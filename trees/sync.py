@@ -29,7 +29,14 @@ from trees.columns import COLUMNS, ColumnMap, map_headers
 from trees.exceptions import SyncAlreadyRunning, SyncError
 from trees.loader import TREE_TABLE, Loader, PageResult
 from trees.models import SyncRun, Tree
-from trees.socrata import Page, SocrataClient, SocrataError, soql_quote
+from trees.socrata import (
+    Page,
+    SocrataBadResponse,
+    SocrataClient,
+    SocrataError,
+    SocrataSchemaError,
+    soql_quote,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,8 @@ DEFAULT_PAGE_SIZE = 10_000
 MAX_PAGE_SIZE = 50_000  # the SODA 2.0 maximum
 # Rows staged before they are checked and written together (see loader.Loader).
 BATCH_ROWS = 50_000
+# Answers to a .csv request that mean "this server does not do CSV" (then JSON is used).
+CSV_REFUSED = frozenset({400, 404, 406, 415, 501})
 
 
 class SyncInterrupted(KeyboardInterrupt):
@@ -83,14 +92,30 @@ class SocrataSource:
         return self.client.count(self.dataset, where=where)
 
     def pages(self, *, where, order, page_size, max_rows, expected_total) -> Iterator[Page]:
-        return self.client.iter_pages(
-            self.dataset,
-            where=where,
-            order=order,
-            page_size=page_size,
-            max_rows=max_rows,
-            expected_total=expected_total,
-        )
+        query = {
+            "where": where,
+            "order": order,
+            "page_size": page_size,
+            "max_rows": max_rows,
+            "expected_total": expected_total,
+        }
+        pages = self.client.iter_pages(self.dataset, **query)
+        try:
+            first = next(pages, None)
+        except SocrataSchemaError:
+            raise
+        except SocrataBadResponse as exc:
+            # A portal (or a proxy in front of it) that does not serve .csv: JSON carries the
+            # same rows, only slower to load, so the run goes on with it.
+            if self.client.format != "csv" or exc.status not in CSV_REFUSED:
+                raise
+            logger.warning("%s refused CSV (HTTP %s); reading JSON", self.description, exc.status)
+            self.client.format = "json"
+            pages = self.client.iter_pages(self.dataset, **query)
+            first = next(pages, None)
+        if first is not None:
+            yield first
+        yield from pages
 
 
 @dataclass
