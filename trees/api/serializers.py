@@ -1,0 +1,190 @@
+"""Output shapes of the API. Nothing here queries: the views hand in what to show."""
+
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+from trees.models import Borough, Health, Species, Status, Tree
+
+
+class SpeciesSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Species
+        fields = ["id", "latin_name", "common_name"]
+
+
+class SpeciesSerializer(serializers.ModelSerializer):
+    tree_count = serializers.IntegerField(read_only=True, help_text="Trees of this species.")
+
+    class Meta:
+        model = Species
+        fields = ["id", "latin_name", "common_name", "tree_count"]
+
+
+class TreeSerializer(serializers.ModelSerializer):
+    """A tree in a list: what it is, where, and the attributes the filters look at."""
+
+    species = SpeciesSummarySerializer(allow_null=True, read_only=True)
+    distance = serializers.FloatField(
+        allow_null=True,
+        read_only=True,
+        help_text="Metres from the `near` point; null without `near`.",
+    )
+
+    class Meta:
+        model = Tree
+        fields = [
+            "tree_id",
+            "status",
+            "health",
+            "species",
+            "tree_dbh",
+            "stump_diam",
+            "curb_loc",
+            "steward",
+            "guards",
+            "sidewalk",
+            "problems",
+            "address",
+            "zipcode",
+            "borough",
+            "nta",
+            "latitude",
+            "longitude",
+            "surveyed_on",
+            "distance",
+        ]
+
+    def to_representation(self, tree: Tree) -> dict:
+        """The same dict DRF's fields would build (a test holds them equal), made directly.
+
+        Every field here is a plain attribute or the species, which DRF's per-field machinery
+        turns into ~20 method calls per field: a page of 50 trees spent most of its time there
+        (see benchmarks/bench_api.py). Dates stay dates; the JSON encoder writes them in ISO.
+        """
+        data = {}
+        for name in self.Meta.fields:
+            if name == "species":
+                species = tree.species
+                data[name] = (
+                    None
+                    if species is None
+                    else {
+                        "id": species.id,
+                        "latin_name": species.latin_name,
+                        "common_name": species.common_name,
+                    }
+                )
+            else:
+                data[name] = getattr(tree, name, None)
+        return data
+
+
+class TreeDetailSerializer(serializers.ModelSerializer):
+    """Everything the census says about one tree."""
+
+    species = SpeciesSummarySerializer(allow_null=True, read_only=True)
+
+    class Meta:
+        model = Tree
+        exclude = []  # every field (the GeoJSON properties below leave out the coordinates)
+
+
+# --- Statistics --------------------------------------------------------------------------------
+
+
+class BoroughCountSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(choices=Borough.choices)
+    count = serializers.IntegerField()
+
+
+class StatusCountSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(choices=Status.choices)
+    count = serializers.IntegerField()
+
+
+class HealthCountSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(
+        choices=Health.choices, allow_null=True, help_text="null: not recorded (dead, stump)."
+    )
+    count = serializers.IntegerField()
+
+
+class SpeciesCountSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    latin_name = serializers.CharField()
+    common_name = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class DiameterBinSerializer(serializers.Serializer):
+    min_inches = serializers.IntegerField(help_text="Smallest diameter in the bin.")
+    max_inches = serializers.IntegerField(
+        allow_null=True, help_text="Diameters are below this; null for the last, open bin."
+    )
+    count = serializers.IntegerField()
+
+
+class TreeStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Trees matching the filters.")
+    by_borough = BoroughCountSerializer(many=True)
+    by_status = StatusCountSerializer(many=True)
+    by_health = HealthCountSerializer(many=True)
+    top_species = SpeciesCountSerializer(many=True, help_text="The ten most common species.")
+    diameter_histogram = DiameterBinSerializer(
+        many=True,
+        help_text="Trunk diameters in 6-inch bins; trees without a diameter are left out.",
+    )
+
+
+# --- Shapes only for the schema: what trees.api.renderers and trees.api.errors produce ----------
+
+
+class ErrorSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="The HTTP status, repeated.")
+    detail = serializers.CharField(help_text="What went wrong, for people.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Invalid query parameters: each name with what is wrong with it.",
+    )
+
+
+class PointSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["Point"])
+    coordinates = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=2,
+        max_length=2,
+        help_text="[longitude, latitude], in that order (GeoJSON).",
+    )
+
+
+class TreePropertiesSerializer(TreeSerializer):
+    class Meta(TreeSerializer.Meta):
+        fields = [f for f in TreeSerializer.Meta.fields if f not in ("latitude", "longitude")]
+
+
+class TreeDetailPropertiesSerializer(TreeDetailSerializer):
+    class Meta(TreeDetailSerializer.Meta):
+        exclude = ["latitude", "longitude"]
+
+
+class TreeFeatureSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["Feature"])
+    id = serializers.IntegerField(help_text="The tree_id.")
+    geometry = PointSerializer()
+    properties = TreePropertiesSerializer()
+
+
+class TreeDetailFeatureSerializer(TreeFeatureSerializer):
+    properties = TreeDetailPropertiesSerializer()
+
+
+@extend_schema_serializer(many=False)  # a list endpoint, but this is the whole body
+class TreeFeatureCollectionSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = TreeFeatureSerializer(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
+    previous = serializers.URLField(
+        allow_null=True, help_text="The previous page; null on the first."
+    )

@@ -1,0 +1,82 @@
+"""Requests per client address, counted in Redis in fixed windows.
+
+DRF's own throttles keep a list of timestamps per client in the cache: a read, a trim and a
+write of the whole list on every request, and a race between workers. A fixed window is one
+Redis round trip (INCR and EXPIRE, pipelined) and exact across workers; its cost is that a
+client may send up to twice the rate across a window boundary, which is fine for shedding
+abuse. If Redis is unreachable the request is let through (logged): throttling must never
+turn an outage of the cache into an outage of the API.
+"""
+
+import functools
+import logging
+import math
+import time
+from typing import NamedTuple
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+from rest_framework.throttling import BaseThrottle
+
+logger = logging.getLogger(__name__)
+
+PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Rate(NamedTuple):
+    requests: int
+    seconds: int
+
+
+@functools.cache
+def parse_rate(text: str) -> Rate:
+    """`"120/minute"` -> Rate(120, 60); the period is read by its first letter, as DRF does."""
+    try:
+        number, period = text.split("/")
+        rate = Rate(int(number), PERIODS[period.strip()[0].lower()])
+    except (ValueError, KeyError, IndexError):
+        raise ImproperlyConfigured(
+            f"API_THROTTLE_RATE={text!r}: expected <number>/<second|minute|hour|day>"
+        ) from None
+    if rate.requests < 1:
+        raise ImproperlyConfigured(f"API_THROTTLE_RATE={text!r}: the number must be positive")
+    return rate
+
+
+def client_address(request: HttpRequest) -> str:
+    """The connecting address, or X-Forwarded-For's as far as API_TRUSTED_PROXIES allow."""
+    return BaseThrottle().get_ident(request)
+
+
+def seconds_to_wait(request: HttpRequest) -> int | None:
+    """Count this request against its client; None if it may go ahead, else seconds to wait."""
+    rate = parse_rate(settings.API_THROTTLE_RATE)
+    now = time.time()
+    window = int(now // rate.seconds)
+    key = cache.make_key(f"throttle:{client_address(request)}:{window}")
+    try:
+        pipeline = get_redis_connection("default").pipeline(transaction=False)
+        pipeline.incr(key)
+        pipeline.expire(key, rate.seconds)
+        count, _ = pipeline.execute()
+    except RedisError as exc:
+        logger.warning("Throttling skipped, Redis is unavailable: %s", exc)
+        return None
+    if count <= rate.requests:
+        return None
+    return max(1, math.ceil((window + 1) * rate.seconds - now))
+
+
+class ClientRateThrottle(BaseThrottle):
+    """The DRF face of `seconds_to_wait`, for API views the response cache does not wrap."""
+
+    def allow_request(self, request, view) -> bool:
+        self.wait_seconds = seconds_to_wait(request)
+        return self.wait_seconds is None
+
+    def wait(self) -> int | None:
+        return self.wait_seconds
