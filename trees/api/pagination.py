@@ -8,6 +8,7 @@ orderings to the ones keyset paging is right for.
 """
 
 import math
+import re
 
 from django.conf import settings
 from rest_framework.exceptions import NotFound
@@ -15,6 +16,8 @@ from rest_framework.exceptions import ValidationError as ParameterError
 from rest_framework.pagination import CursorPagination
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+# What DRF's encode_cursor writes. Its decoder would skip any other character silently.
+BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 class TreeCursorPagination(CursorPagination):
@@ -57,6 +60,8 @@ class TreeCursorPagination(CursorPagination):
         return ordering
 
     def decode_cursor(self, request):
+        if not BASE64.fullmatch(request.query_params.get(self.cursor_query_param, "")):
+            raise ParameterError({"cursor": [self.invalid_cursor]})
         try:
             cursor = super().decode_cursor(request)
         except NotFound:
