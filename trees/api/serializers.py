@@ -124,6 +124,7 @@ class DiameterBinSerializer(serializers.Serializer):
     count = serializers.IntegerField()
 
 
+@extend_schema_serializer(many=False)  # the body of a list action, but one object
 class TreeStatsSerializer(serializers.Serializer):
     total = serializers.IntegerField(help_text="Trees matching the filters.")
     by_borough = BoroughCountSerializer(many=True)

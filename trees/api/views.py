@@ -1,7 +1,12 @@
 """The API's viewsets: declarations only. Queries live in trees.queries, validation in
 trees.api.filters, response caching in trees.api.caching."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import viewsets
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -22,6 +27,12 @@ COMMON_RESPONSES = {
 }
 JSON = "application/json"
 GEOJSON = "application/geo+json"
+FORMAT = OpenApiParameter(
+    "format",
+    str,
+    enum=["json", "geojson"],
+    description="`geojson` for GeoJSON (as does `Accept: application/geo+json`); default `json`.",
+)
 # A database id: digits, and few enough to fit a bigint (anything else is a JSON 404).
 ID_PATTERN = r"[0-9]{1,18}"
 
@@ -32,6 +43,7 @@ ID_PATTERN = r"[0-9]{1,18}"
         description="Trees matching every filter given, paged by cursor in `tree_id` order "
         "(or by distance from `near`). JSON by default; GeoJSON FeatureCollection with "
         "`format=geojson` or `Accept: application/geo+json`.",
+        parameters=[FORMAT],
         responses={
             (200, JSON): serializers.TreeSerializer,
             (200, GEOJSON): serializers.TreeFeatureCollectionSerializer,
@@ -42,6 +54,7 @@ ID_PATTERN = r"[0-9]{1,18}"
         summary="One tree",
         description="Everything the census says about one tree; a GeoJSON Feature with "
         "`format=geojson`.",
+        parameters=[FORMAT],
         responses={
             (200, JSON): serializers.TreeDetailSerializer,
             (200, GEOJSON): serializers.TreeDetailFeatureSerializer,
