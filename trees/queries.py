@@ -79,8 +79,44 @@ DBH_BINS = 8
 
 
 def trees() -> QuerySet[Tree]:
-    """Every tree with its species, in key order (what the API lists and pages through)."""
+    """Every tree with its species, in key order."""
     return Tree.objects.select_related("species").order_by("tree_id")
+
+
+# What a tree in a list shows, besides its species (trees.api.serializers.TreeSerializer).
+TREE_SUMMARY_COLUMNS = (
+    "tree_id",
+    "status",
+    "health",
+    "species_id",
+    "tree_dbh",
+    "stump_diam",
+    "curb_loc",
+    "steward",
+    "guards",
+    "sidewalk",
+    "problems",
+    "address",
+    "zipcode",
+    "borough",
+    "nta",
+    "latitude",
+    "longitude",
+    "surveyed_on",
+)
+
+
+def tree_summaries() -> QuerySet:
+    """Every tree as a dict of TREE_SUMMARY_COLUMNS and its species' names, in key order.
+
+    Dicts rather than model instances: building a 45-field Tree and its Species for each row
+    was the largest cost of an uncached page of 50 (~1.5 ms of it; benchmarks/bench_api.py).
+    """
+    return Tree.objects.order_by("tree_id").values(
+        *TREE_SUMMARY_COLUMNS,
+        species_latin_name=F("species__latin_name"),
+        species_common_name=F("species__common_name"),
+    )
 
 
 def in_bbox(

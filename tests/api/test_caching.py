@@ -7,7 +7,8 @@ from django.core.cache import cache
 from django.db import transaction
 
 from tests.api.conftest import listed_ids
-from trees.cache import bump_data_version
+from trees.api import caching
+from trees.cache import bump_data_version, data_version
 from trees.models import Tree
 
 TREES = "/api/v1/trees/"
@@ -175,3 +176,18 @@ def test_redis_unreachable_still_answers_from_postgres(
 
 def test_redis_unreachable_gives_the_right_data(api_client, census, redis_unreachable):
     assert listed_ids(api_client.get(TREES, {"borough": "Bronx"})) == [104, 106]
+
+
+def test_a_wrong_version_guess_is_never_served(api_client, census, monkeypatch):
+    # The lookup reads the body under the version this process saw last, in the same round
+    # trip as the real version; a body under any other version must not be sent.
+    current = data_version().number
+    url = f"{TREES}101/"
+    stale_key = caching._response_key(api_client.get(url).wsgi_request, current - 1)
+    cache.set(stale_key, ("application/json", b'{"stale": true}'))
+    monkeypatch.setattr(caching, "_last_version", current - 1)
+
+    response = api_client.get(url)
+
+    assert response.json()["tree_id"] == 101
+    assert caching._last_version == current

@@ -21,7 +21,10 @@ class SpeciesSerializer(serializers.ModelSerializer):
 
 
 class TreeSerializer(serializers.ModelSerializer):
-    """A tree in a list: what it is, where, and the attributes the filters look at."""
+    """A tree in a list: what it is, where, and the attributes the filters look at.
+
+    It reads the dict rows of queries.tree_summaries(), not model instances.
+    """
 
     species = SpeciesSummarySerializer(allow_null=True, read_only=True)
     distance = serializers.FloatField(
@@ -54,28 +57,26 @@ class TreeSerializer(serializers.ModelSerializer):
             "distance",
         ]
 
-    def to_representation(self, tree: Tree) -> dict:
-        """The same dict DRF's fields would build (a test holds them equal), made directly.
+    def to_representation(self, row: dict) -> dict:
+        """The dict DRF's fields would build from the model (a test holds them equal).
 
-        Every field here is a plain attribute or the species, which DRF's per-field machinery
-        turns into ~20 method calls per field: a page of 50 trees spent most of its time there
-        (see benchmarks/bench_api.py). Dates stay dates; the JSON encoder writes them in ISO.
+        Made directly because DRF's per-field machinery, some 20 calls per field, was the
+        next largest cost of a page of 50 trees. Dates stay dates: the encoder writes ISO.
         """
         data = {}
         for name in self.Meta.fields:
             if name == "species":
-                species = tree.species
                 data[name] = (
                     None
-                    if species is None
+                    if row["species_id"] is None
                     else {
-                        "id": species.id,
-                        "latin_name": species.latin_name,
-                        "common_name": species.common_name,
+                        "id": row["species_id"],
+                        "latin_name": row["species_latin_name"],
+                        "common_name": row["species_common_name"],
                     }
                 )
             else:
-                data[name] = getattr(tree, name, None)
+                data[name] = row.get(name)  # `distance` only with `near`
         return data
 
 

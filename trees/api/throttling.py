@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django_redis import get_redis_connection
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
@@ -52,23 +54,47 @@ def client_address(request: HttpRequest) -> str:
     return BaseThrottle().get_ident(request)
 
 
+@dataclass(frozen=True)
+class Window:
+    """One client's current counting window; its commands can join a caller's pipeline."""
+
+    key: str
+    rate: Rate
+    ends_at: float
+
+    @classmethod
+    def of(cls, request: HttpRequest) -> "Window":
+        rate = parse_rate(settings.API_THROTTLE_RATE)
+        number = int(time.time() // rate.seconds)
+        key = cache.make_key(f"throttle:{client_address(request)}:{number}")
+        return cls(key, rate, (number + 1) * rate.seconds)
+
+    def count(self, pipeline: Pipeline) -> None:
+        """Queue this request's count; its result is the first of the two replies."""
+        pipeline.incr(self.key)
+        pipeline.expire(self.key, self.rate.seconds)
+
+    def seconds_to_wait(self, count: int) -> int | None:
+        if count <= self.rate.requests:
+            return None
+        return max(1, math.ceil(self.ends_at - time.time()))
+
+
 def seconds_to_wait(request: HttpRequest) -> int | None:
     """Count this request against its client; None if it may go ahead, else seconds to wait."""
-    rate = parse_rate(settings.API_THROTTLE_RATE)
-    now = time.time()
-    window = int(now // rate.seconds)
-    key = cache.make_key(f"throttle:{client_address(request)}:{window}")
+    window = Window.of(request)
     try:
         pipeline = get_redis_connection("default").pipeline(transaction=False)
-        pipeline.incr(key)
-        pipeline.expire(key, rate.seconds)
+        window.count(pipeline)
         count, _ = pipeline.execute()
     except RedisError as exc:
-        logger.warning("Throttling skipped, Redis is unavailable: %s", exc)
+        log_redis_unavailable(exc)
         return None
-    if count <= rate.requests:
-        return None
-    return max(1, math.ceil((window + 1) * rate.seconds - now))
+    return window.seconds_to_wait(count)
+
+
+def log_redis_unavailable(exc: RedisError) -> None:
+    logger.warning("Throttling skipped, Redis is unavailable: %s", exc)
 
 
 class ClientRateThrottle(BaseThrottle):

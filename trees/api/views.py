@@ -70,10 +70,14 @@ class TreeViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
     renderer_classes = [JSONRenderer, GeoJSONRenderer]
     lookup_value_regex = ID_PATTERN
 
+    def get_queryset(self):
+        # A list reads dict rows with a few columns, one tree all of them (see the serializers).
+        return queries.tree_summaries() if self.action == "list" else super().get_queryset()
+
     def get_serializer_class(self):
-        if self.action == "retrieve":
-            return serializers.TreeDetailSerializer
-        return serializers.TreeSerializer
+        if self.action == "list":
+            return serializers.TreeSerializer
+        return serializers.TreeDetailSerializer
 
 
 @extend_schema_view(
