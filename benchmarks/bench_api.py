@@ -253,10 +253,11 @@ class Measurement:
 
 def wrk(url: str, *, connections: int, duration: int, paths: list[str], cookie: str | None):
     """Run wrk once: every request to `url`, or each to the next of `paths` if given."""
+    threads = min(WRK_THREADS, connections)  # wrk needs a connection per thread
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as path_file:
         command = [
             "wrk",
-            f"--threads={WRK_THREADS}",
+            f"--threads={threads}",
             f"--connections={connections}",
             f"--duration={duration}s",
             "--timeout=10s",
@@ -268,7 +269,7 @@ def wrk(url: str, *, connections: int, duration: int, paths: list[str], cookie: 
         if paths:
             path_file.write("\n".join(paths))
             path_file.flush()
-            command += ["--", path_file.name, str(WRK_THREADS)]
+            command += ["--", path_file.name, str(threads)]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     report = json.loads(output[output.index('{"requests"') :])
     if paths and report["requests"] > len(paths):
@@ -437,8 +438,10 @@ def main() -> int:
     options = parser.parse_args()
     duration = 2 if options.quick else options.duration
 
-    # Ctrl-C and SIGTERM both unwind through the `with` below, which stops gunicorn.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) all unwind through the `with` below,
+    # which stops gunicorn: it runs in its own session, so no signal would reach it.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda received, _: sys.exit(128 + received))
 
     prepare_database(options.database_url, reload=options.reload)
     deep_cursor = cursor_for(deep_page_position(options.database_url))

@@ -6,6 +6,7 @@ The geographic parameters get their own form fields (BBoxField, PointField) and 
 themselves live in trees.queries.
 """
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db.models import Q
+from django.http import QueryDict
 from django_filters import rest_framework as filters
 from django_filters.constants import EMPTY_VALUES
 from drf_spectacular.utils import extend_schema_field
@@ -153,17 +155,52 @@ def text_filter(**kwargs) -> filters.CharFilter:
 
 
 class FilterSet(filters.FilterSet):
-    """django-filter's FilterSet, building its form class once instead of on every request.
+    """django-filter's FilterSet, minus copies it makes again on every request.
 
-    The form class follows from the filter declarations alone, yet django-filter makes a new
-    one (with 20 new form fields) per request: a tenth of an uncached trees/ request.
+    Measured in gunicorn, these were a third of an uncached trees/ request: django-filter
+    deep-copies all 20 filters and builds a new form class (20 new form fields, copied once
+    more by each form) for each request, though all follow from the declarations alone. So
+    the form class is built once per FilterSet class and shares its fields (SharedFields),
+    and each filter is copied shallowly: a request only sets its `model` and `parent`, and
+    re-setting `method` binds a method filter to its copy. Otherwise this is django-filter's
+    own __init__ (its version is pinned in requirements.txt).
     """
+
+    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {}
+        for name, declared in self.base_filters.items():
+            filter_ = copy.copy(declared)
+            filter_.method = declared.method
+            filter_.model = queryset.model
+            filter_.parent = self
+            self.filters[name] = filter_
 
     def get_form_class(self):
         cls = type(self)
         if "_form_class" not in cls.__dict__:  # each subclass builds its own
-            cls._form_class = super().get_form_class()
+            form_class = super().get_form_class()
+            form_class.base_fields = SharedFields(form_class.base_fields)
+            cls._form_class = form_class
         return cls._form_class
+
+
+class SharedFields(dict):
+    """A form's fields, shared by every instance instead of deep-copied into each one.
+
+    Django copies them so that one form's changes (say, a widget's attributes while it is
+    rendered) cannot leak into the next; these forms are only ever validated, which changes
+    no field, and their copying was a tenth of an uncached trees/ request.
+    """
+
+    def __deepcopy__(self, memo):
+        return dict(self)
 
 
 class TreeFilterForm(forms.Form):

@@ -70,9 +70,12 @@ class TreeViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
     renderer_classes = [JSONRenderer, GeoJSONRenderer]
     lookup_value_regex = ID_PATTERN
 
+    # A list reads dict rows with a few columns, one tree all of them (see the serializers).
+    # Built once: composing this queryset anew cost more than cloning it.
+    summaries = queries.tree_summaries()
+
     def get_queryset(self):
-        # A list reads dict rows with a few columns, one tree all of them (see the serializers).
-        return queries.tree_summaries() if self.action == "list" else super().get_queryset()
+        return self.summaries.all() if self.action == "list" else super().get_queryset()
 
     def get_serializer_class(self):
         if self.action == "list":
