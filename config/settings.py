@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "trees.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # API throttling and cached responses: early, so a cached response skips what follows.
+    "trees.api.caching.ResponseCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -148,7 +150,7 @@ DJANGO_REDIS_LOGGER = "trees.cache"
 # --- REST API (trees/api) -------------------------------------------------------------------
 
 # Requests per client address, as "<number>/<second|minute|hour|day>". Counted in Redis in
-# fixed windows (trees/api/throttling.py); a client over the limit gets 429 with Retry-After.
+# fixed windows (trees/api/throttling.py) for everything under /api/; over it, 429.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="120/minute")
 # How many proxies in front of the app append to X-Forwarded-For. 0 (the default) ignores the
 # header and throttles by the connecting address, since clients could otherwise forge it.
@@ -172,8 +174,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_FILTER_BACKENDS": ["trees.api.filters.KnownParametersFilterBackend"],
-    "DEFAULT_THROTTLE_CLASSES": ["trees.api.throttling.ClientRateThrottle"],
-    "NUM_PROXIES": API_TRUSTED_PROXIES,
+    # Throttled before DRF, by trees.api.caching.ResponseCacheMiddleware (API_THROTTLE_RATE).
+    "DEFAULT_THROTTLE_CLASSES": [],
     "EXCEPTION_HANDLER": "trees.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

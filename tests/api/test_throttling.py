@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from trees.api.throttling import Rate, parse_rate
+from trees.api.throttling import Rate, client_address, parse_rate
 
 TREES = "/api/v1/trees/"
 
@@ -54,7 +54,7 @@ def test_forged_forwarded_for_does_not_escape_the_limit(api_client, census, thre
 def test_behind_a_trusted_proxy_the_forwarded_address_counts(
     api_client, census, three_a_day, settings
 ):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    settings.API_TRUSTED_PROXIES = 1
     for _ in range(3):
         api_client.get(TREES, HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert api_client.get(TREES, HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
@@ -63,6 +63,22 @@ def test_behind_a_trusted_proxy_the_forwarded_address_counts(
 
 def test_writes_are_throttled_too(api_client, census, three_a_day):
     assert [api_client.post(TREES).status_code for _ in range(4)] == [405, 405, 405, 429]
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "client"),
+    [
+        (0, "198.51.100.7", "192.0.2.1"),  # no trusted proxy: the header is ignored
+        (1, "198.51.100.7", "198.51.100.7"),
+        (1, "10.9.9.9, 198.51.100.7", "198.51.100.7"),  # the forged part is ignored
+        (2, "198.51.100.7, 10.0.0.2", "198.51.100.7"),
+        (2, "198.51.100.7", "198.51.100.7"),  # fewer addresses than proxies
+    ],
+)
+def test_client_address(rf, settings, proxies, forwarded, client):
+    settings.API_TRUSTED_PROXIES = proxies
+    request = rf.get("/", REMOTE_ADDR="192.0.2.1", HTTP_X_FORWARDED_FOR=forwarded)
+    assert client_address(request) == client
 
 
 def test_redis_unreachable_means_no_throttling(api_client, census, three_a_day, settings):

@@ -11,6 +11,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import exception_handler as drf_exception_handler
 
 API_PREFIX = "/api/"
+COMPACT = {"separators": (",", ":")}  # as DRF writes JSON
 
 
 def error_body(status: int, detail: str, errors: dict[str, list[str]] | None = None) -> dict:
@@ -48,18 +49,25 @@ def _as_list(messages) -> list:
 def throttled_response(wait: int) -> JsonResponse:
     """The 429 DRF would send, for callers that run before DRF (the response cache)."""
     detail = str(Throttled(wait=wait).detail)
-    return JsonResponse(error_body(429, detail), status=429, headers={"Retry-After": str(wait)})
+    return JsonResponse(
+        error_body(429, detail),
+        status=429,
+        headers={"Retry-After": str(wait)},
+        json_dumps_params=COMPACT,
+    )
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: JSON under /api/ (e.g. a tree id that is not a number), HTML elsewhere."""
     if request.path.startswith(API_PREFIX):
-        return JsonResponse(error_body(404, "Not found."), status=404)
+        return JsonResponse(error_body(404, "Not found."), status=404, json_dumps_params=COMPACT)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: JSON under /api/, HTML elsewhere. The exception is logged by Django."""
     if request.path.startswith(API_PREFIX):
-        return JsonResponse(error_body(500, "Server error."), status=500)
+        return JsonResponse(
+            error_body(500, "Server error."), status=500, json_dumps_params=COMPACT
+        )
     return defaults.server_error(request)

@@ -5,7 +5,8 @@ write of the whole list on every request, and a race between workers. A fixed wi
 Redis round trip (INCR and EXPIRE, pipelined) and exact across workers; its cost is that a
 client may send up to twice the rate across a window boundary, which is fine for shedding
 abuse. If Redis is unreachable the request is let through (logged): throttling must never
-turn an outage of the cache into an outage of the API.
+turn an outage of the cache into an outage of the API. ResponseCacheMiddleware applies it
+to every request under /api/, before DRF: DRF's own throttles are off.
 """
 
 import functools
@@ -17,12 +18,12 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django_redis import get_redis_connection
 from redis.client import Pipeline
 from redis.exceptions import RedisError
-from rest_framework.throttling import BaseThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,17 @@ def parse_rate(text: str) -> Rate:
 
 
 def client_address(request: HttpRequest) -> str:
-    """The connecting address, or X-Forwarded-For's as far as API_TRUSTED_PROXIES allow."""
-    return BaseThrottle().get_ident(request)
+    """The connecting address, or X-Forwarded-For's as far as API_TRUSTED_PROXIES allow.
+
+    Each trusted proxy appends the address it received the request from, so with N proxies
+    the client is the Nth address from the end; anything before it could be forged.
+    """
+    proxies = settings.API_TRUSTED_PROXIES
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    if proxies and forwarded:
+        addresses = [address.strip() for address in forwarded.split(",")]
+        return addresses[-min(proxies, len(addresses))]
+    return request.META.get("REMOTE_ADDR", "")
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,10 @@ class Window:
     ends_at: float
 
     @classmethod
-    def of(cls, request: HttpRequest) -> "Window":
+    def of(cls, request: HttpRequest, backend: BaseCache = cache) -> "Window":
         rate = parse_rate(settings.API_THROTTLE_RATE)
         number = int(time.time() // rate.seconds)
-        key = cache.make_key(f"throttle:{client_address(request)}:{number}")
+        key = backend.make_key(f"throttle:{client_address(request)}:{number}")
         return cls(key, rate, (number + 1) * rate.seconds)
 
     def count(self, pipeline: Pipeline) -> None:
@@ -95,14 +105,3 @@ def seconds_to_wait(request: HttpRequest) -> int | None:
 
 def log_redis_unavailable(exc: RedisError) -> None:
     logger.warning("Throttling skipped, Redis is unavailable: %s", exc)
-
-
-class ClientRateThrottle(BaseThrottle):
-    """The DRF face of `seconds_to_wait`, for API views the response cache does not wrap."""
-
-    def allow_request(self, request, view) -> bool:
-        self.wait_seconds = seconds_to_wait(request)
-        return self.wait_seconds is None
-
-    def wait(self) -> int | None:
-        return self.wait_seconds
