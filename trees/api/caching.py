@@ -33,7 +33,6 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_urlconf, resolve
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
-from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
 from trees import cache as data_cache
@@ -56,14 +55,12 @@ def lookup(request: HttpRequest, key_for: Callable[[int], str]) -> Lookup:
     global _last_version
     guess = _last_version
     backend = caches["default"]  # once: each `cache.` goes through a thread-local lookup
-    window = throttling.Window.of(request, backend)
     version_key = backend.make_key(data_cache.DATA_VERSION_KEY)
     guessed_key = backend.make_key(key_for(guess)) if guess is not None else version_key
     try:
-        pipeline = get_redis_connection("default").pipeline(transaction=False)
-        window.count(pipeline)
-        pipeline.mget(version_key, guessed_key)
-        count, _, (raw_version, guessed) = pipeline.execute()
+        wait, (raw_version, guessed) = throttling.count_and_read(
+            request, version_key, guessed_key, backend=backend
+        )
     except RedisError as exc:
         throttling.log_redis_unavailable(exc)
         return Lookup(None, data_cache.data_version(), None)
@@ -74,7 +71,7 @@ def lookup(request: HttpRequest, key_for: Callable[[int], str]) -> Lookup:
     else:
         cached = backend.get(key_for(version.number))
         _last_version = version.number
-    return Lookup(window.seconds_to_wait(count), version, cached)
+    return Lookup(wait, version, cached)
 
 
 def _decode_version(backend: BaseCache, raw: bytes | None) -> data_cache.Version:

@@ -4,16 +4,15 @@ DRF's own throttles keep a list of timestamps per client in the cache: a read, a
 write of the whole list on every request, and a race between workers. A fixed window is one
 Redis round trip (INCR and EXPIRE, pipelined) and exact across workers; its cost is that a
 client may send up to twice the rate across a window boundary, which is fine for shedding
-abuse. If Redis is unreachable the request is let through (logged): throttling must never
-turn an outage of the cache into an outage of the API. ResponseCacheMiddleware applies it
-to every request under /api/, before DRF: DRF's own throttles are off.
+abuse. (DRF's own throttles are off: ResponseCacheMiddleware applies this one before DRF.)
+If Redis is unreachable the request is let through (logged): throttling must never
+turn an outage of the cache into an outage of the API.
 """
 
 import functools
 import logging
 import math
 import time
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.conf import settings
@@ -22,7 +21,7 @@ from django.core.cache.backends.base import BaseCache
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django_redis import get_redis_connection
-from redis.client import Pipeline
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -64,43 +63,52 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-@dataclass(frozen=True)
-class Window:
-    """One client's current counting window; its commands can join a caller's pipeline."""
+# A fixed-window counter in one atomic command: INCR, and EXPIRE on the window's first
+# request only. The keys after the first are read with MGET in the same command, so a caller
+# can fold its own reads into the round trip the count costs anyway.
+COUNT_AND_READ = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if #KEYS == 1 then return {count, {}} end
+return {count, redis.call('MGET', unpack(KEYS, 2))}
+"""
 
-    key: str
-    rate: Rate
-    ends_at: float
 
-    @classmethod
-    def of(cls, request: HttpRequest, backend: BaseCache = cache) -> "Window":
-        rate = parse_rate(settings.API_THROTTLE_RATE)
-        number = int(time.time() // rate.seconds)
-        key = backend.make_key(f"throttle:{client_address(request)}:{number}")
-        return cls(key, rate, (number + 1) * rate.seconds)
+@functools.cache
+def _count_and_read_script() -> Script:
+    # Registered once; each call runs it on the current client (EVALSHA, loading on NOSCRIPT).
+    return get_redis_connection("default").register_script(COUNT_AND_READ)
 
-    def count(self, pipeline: Pipeline) -> None:
-        """Queue this request's count; its result is the first of the two replies."""
-        pipeline.incr(self.key)
-        pipeline.expire(self.key, self.rate.seconds)
 
-    def seconds_to_wait(self, count: int) -> int | None:
-        if count <= self.rate.requests:
-            return None
-        return max(1, math.ceil(self.ends_at - time.time()))
+def count_and_read(
+    request: HttpRequest, *keys: str, backend: BaseCache = cache
+) -> tuple[int | None, list[bytes | None]]:
+    """Count this request against its client; read `keys` (full cache keys) meanwhile.
+
+    Returns the seconds the client must wait (None if it may go ahead) and the raw values.
+    Raises RedisError if Redis cannot be reached.
+    """
+    rate = parse_rate(settings.API_THROTTLE_RATE)
+    now = time.time()
+    window = int(now // rate.seconds)
+    counter = backend.make_key(f"throttle:{client_address(request)}:{window}")
+    count, values = _count_and_read_script()(
+        keys=[counter, *keys], args=[rate.seconds], client=get_redis_connection("default")
+    )
+    wait = None
+    if count > rate.requests:
+        wait = max(1, math.ceil((window + 1) * rate.seconds - now))
+    return wait, values
 
 
 def seconds_to_wait(request: HttpRequest) -> int | None:
     """Count this request against its client; None if it may go ahead, else seconds to wait."""
-    window = Window.of(request)
     try:
-        pipeline = get_redis_connection("default").pipeline(transaction=False)
-        window.count(pipeline)
-        count, _ = pipeline.execute()
+        wait, _ = count_and_read(request)
     except RedisError as exc:
         log_redis_unavailable(exc)
         return None
-    return window.seconds_to_wait(count)
+    return wait
 
 
 def log_redis_unavailable(exc: RedisError) -> None:
