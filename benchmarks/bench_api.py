@@ -298,7 +298,7 @@ class Scenario:
     staff: bool = False
 
 
-def unique_no_op_filters(count: int) -> list[str]:
+def unique_no_op_filters(rng: random.Random, count: int) -> list[str]:
     """Query fragments that match every generated tree (none is 1000 inches wide) yet make
     each URL distinct, so that each request misses the response cache."""
     variants = [
@@ -308,7 +308,7 @@ def unique_no_op_filters(count: int) -> list[str]:
     ]
     if count > len(variants):
         raise ValueError(f"Only {len(variants)} distinct no-op filters; shorten the duration")
-    return random.Random(count).sample(variants, count)
+    return rng.sample(variants, count)
 
 
 def scenarios(deep_cursor: str) -> list[Scenario]:
@@ -329,13 +329,13 @@ def scenarios(deep_cursor: str) -> list[Scenario]:
         return paths
 
     def first_page(rng: random.Random, count: int) -> list[str]:
-        return [f"/api/v1/trees/?{no_op}" for no_op in unique_no_op_filters(count)]
+        return [f"/api/v1/trees/?{no_op}" for no_op in unique_no_op_filters(rng, count)]
 
     def deep_page(rng: random.Random, count: int) -> list[str]:
         return [f"{path}&cursor={deep_cursor}" for path in first_page(rng, count)]
 
     def stats(rng: random.Random, count: int) -> list[str]:
-        return [f"/api/v1/stats/?{no_op}" for no_op in unique_no_op_filters(count)]
+        return [f"/api/v1/stats/?{no_op}" for no_op in unique_no_op_filters(rng, count)]
 
     return [
         Scenario("plain", "plain Django JsonResponse (1 KB)", path="/bench/plain/"),
@@ -492,11 +492,18 @@ def measure(
     if scenario.path:
         warm_up(url, staff_cookie)
 
-    def paths(seconds: int) -> list[str]:
-        return scenario.make_paths(rng, scenario.budget * seconds) if scenario.make_paths else []
-
     rounds = min(ROUNDS, duration)
     seconds = duration // rounds
+    # Drawn once and handed out in disjoint slices: no URL is requested in two runs.
+    unused = []
+    if scenario.make_paths:
+        unused = scenario.make_paths(rng, scenario.budget * (rounds * seconds + duration))
+
+    def paths(run_seconds: int) -> list[str]:
+        share = unused[: scenario.budget * run_seconds]
+        del unused[: len(share)]
+        return share
+
     mine, plains = [], []
     for _ in range(rounds):
         if scenario.name != plain.name:

@@ -2,11 +2,14 @@
 
 DRF's own throttles keep a list of timestamps per client in the cache: a read, a trim and a
 write of the whole list on every request, and a race between workers. A fixed window is one
-Redis round trip (INCR and EXPIRE, pipelined) and exact across workers; its cost is that a
-client may send up to twice the rate across a window boundary, which is fine for shedding
-abuse. (DRF's own throttles are off: ResponseCacheMiddleware applies this one before DRF.)
-If Redis is unreachable the request is let through (logged): throttling must never
-turn an outage of the cache into an outage of the API.
+atomic Redis command (a short Lua script: INCR, and EXPIRE on a window's first request) and
+exact across workers; its cost is that a client may send up to twice the rate across a
+window boundary, which is fine for shedding abuse. The same command can read other keys, so
+the response cache folds its reads into the round trip the count costs anyway.
+
+ResponseCacheMiddleware applies this to every request under /api/, before DRF (whose own
+throttles are off). If Redis is unreachable the request is let through, with a warning in
+the log: throttling must never turn an outage of the cache into an outage of the API.
 """
 
 import functools
