@@ -51,3 +51,11 @@ docker-secrets:
 docker-smoke:
 	scripts/bootstrap dev
 	scripts/docker-smoke
+
+## bench-api: the API load benchmark at full census size, in its own database (BENCH_ARGS=--quick for a smoke run)
+bench-api:
+	scripts/bootstrap dev
+	@command -v wrk >/dev/null 2>&1 || { echo "bench-api: installing wrk (Debian package)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
+	.venv/bin/python benchmarks/bench_api.py $(BENCH_ARGS)

@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "trees.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # API throttling and cached responses: early, so a cached response skips what follows.
+    "trees.api.caching.ResponseCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,7 +88,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "config.urls"
+# Only the API benchmark changes this (to benchmarks.urls, which adds its reference view).
+ROOT_URLCONF = env.str("ROOT_URLCONF", default="config.urls")
 WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
@@ -143,6 +146,69 @@ CACHES = {
 }
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "trees.cache"
+
+# --- REST API (trees/api) -------------------------------------------------------------------
+
+# Requests per client address, as "<number>/<second|minute|hour|day>". Counted in Redis in
+# fixed windows (trees/api/throttling.py) for everything under /api/; over it, 429.
+API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="120/minute")
+# How many proxies in front of the app append to X-Forwarded-For. 0 (the default) ignores the
+# header and throttles by the connecting address, since clients could otherwise forge it.
+API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+# Trees per page when the client does not ask (page_size), and the most it may ask for.
+API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=50)
+API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=1000)
+# Largest `radius` (metres) a `near` query may use: bounds the rows one query can touch.
+API_MAX_RADIUS = env.int("API_MAX_RADIUS", default=5000)
+# Seconds clients and proxies may reuse a response without asking again. 0: they revalidate
+# every time (a cheap 304 when nothing changed), so a sync is seen on the very next request.
+API_CACHE_MAX_AGE = env.int("API_CACHE_MAX_AGE", default=0)
+if API_PAGE_SIZE < 1 or API_MAX_PAGE_SIZE < API_PAGE_SIZE:
+    raise ImproperlyConfigured("Need 1 <= API_PAGE_SIZE <= API_MAX_PAGE_SIZE")
+
+REST_FRAMEWORK = {
+    # Read-only and anonymous: no authentication, so no response depends on who asks, which is
+    # what lets one cached response serve everyone.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PARSER_CLASSES": [],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_FILTER_BACKENDS": ["trees.api.filters.KnownParametersFilterBackend"],
+    # Throttled before DRF, by trees.api.caching.ResponseCacheMiddleware (API_THROTTLE_RATE).
+    "DEFAULT_THROTTLE_CLASSES": [],
+    "EXCEPTION_HANDLER": "trees.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "NYC street trees API",
+    "DESCRIPTION": (
+        "The 2015 NYC Street Tree Census (683,788 trees), read-only. Lists are paged by cursor: "
+        "follow `next`. Responses carry `ETag` and `Last-Modified`; send them back as "
+        "`If-None-Match` / `If-Modified-Since` to get a 304 until the data changes. Errors are "
+        "JSON with `status`, `detail` and, for bad parameters, `errors` keyed by parameter."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The docs page's JavaScript and CSS come from drf-spectacular-sidecar, served by us: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # One named schema per vocabulary, however many fields use it.
+    "ENUM_NAME_OVERRIDES": {
+        "BoroughEnum": "trees.models.Borough",
+        "TreeStatusEnum": "trees.models.Status",
+        "HealthEnum": "trees.models.Health",
+        "StewardEnum": "trees.models.Steward",
+        "GuardsEnum": "trees.models.Guards",
+        "SidewalkEnum": "trees.models.Sidewalk",
+        "CurbLocationEnum": "trees.models.CurbLocation",
+        "UserTypeEnum": "trees.models.UserType",
+        "GeoJSONPointTypeEnum": ["Point"],
+        "GeoJSONFeatureTypeEnum": ["Feature"],
+        "GeoJSONFeatureCollectionTypeEnum": ["FeatureCollection"],
+    },
+}
 
 # --- Auth -----------------------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.factories import SpeciesFactory, SyncRunFactory, TreeFactory
 from trees.admin import EstimatedCountPaginator
-from trees.models import Species, SyncRun, Tree
+from trees.models import DataVersion, Species, SyncRun, Tree
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +174,52 @@ def test_unfiltered_count_is_estimated_not_counted(monkeypatch, census):
 def test_filtered_count_is_exact(monkeypatch, census):
     monkeypatch.setattr(EstimatedCountPaginator, "exact_below", 1)
     assert EstimatedCountPaginator(Tree.objects.filter(borough="Queens"), 50).count == 2
+
+
+# --- Admin edits invalidate the API's cache, as a sync does ------------------------------------
+
+
+def data_version_number() -> int:
+    return DataVersion.objects.get(pk=DataVersion.SINGLETON_PK).version
+
+
+def test_saving_a_tree_bumps_the_data_version(census, rf, admin_user):
+    before = data_version_number()
+    tree = census["oak"]
+    tree.health = "Poor"
+    request = rf.post("/")
+    request.user = admin_user
+    admin.site._registry[Tree].save_model(request, tree, form=None, change=True)
+    assert data_version_number() == before + 1
+    assert Tree.objects.get(pk=tree.pk).health == "Poor"
+
+
+def test_deleting_a_tree_bumps_the_data_version(admin_client, census):
+    before = data_version_number()
+    url = reverse("admin:trees_tree_delete", args=[census["dead"].pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert data_version_number() == before + 1
+
+
+def test_bulk_delete_bumps_the_data_version(admin_client, census):
+    before = data_version_number()
+    response = admin_client.post(
+        CHANGELIST,
+        {
+            "action": "delete_selected",
+            "_selected_action": [census["dead"].pk, census["bronx"].pk],
+            "post": "yes",
+        },
+    )
+    assert response.status_code == 302
+    assert data_version_number() == before + 1
+    assert Tree.objects.count() == 2
+
+
+def test_renaming_a_species_bumps_the_data_version(admin_client, census):
+    before = data_version_number()
+    species = census["oak"].species
+    url = reverse("admin:trees_species_change", args=[species.pk])
+    response = admin_client.post(url, {"latin_name": species.latin_name, "common_name": "oak"})
+    assert response.status_code == 302
+    assert data_version_number() == before + 1

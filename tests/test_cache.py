@@ -52,3 +52,38 @@ def test_rolled_back_bump_changes_nothing():
 def test_malformed_cached_version_falls_back_to_postgres(version_row):
     cache.set(data_cache.DATA_VERSION_KEY, "garbage", timeout=None)
     assert data_cache.data_version().number == version_row.version
+
+
+def test_response_key_carries_the_version_and_ignores_parameter_order():
+    common = {"url": "http://x/api/v1/trees/", "path": "/api/v1/trees/", "fmt": "json"}
+    key = data_cache.response_key(version=7, query=[("a", "1"), ("b", "2")], **common)
+    assert key.startswith("api:v7:/api/v1/trees/:")
+    assert key == data_cache.response_key(version=7, query=[("b", "2"), ("a", "1")], **common)
+    assert key != data_cache.response_key(version=8, query=[("a", "1"), ("b", "2")], **common)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"query": [("a", "1"), ("b", "3")]},
+        {"fmt": "geojson"},
+        {"url": "https://x/api/v1/trees/"},
+        {"url": "http://y/api/v1/trees/"},
+    ],
+)
+def test_response_key_differs_for_a_different_request(change):
+    request = {
+        "version": 7,
+        "url": "http://x/api/v1/trees/",
+        "path": "/api/v1/trees/",
+        "query": [("a", "1"), ("b", "2")],
+        "fmt": "json",
+    }
+    assert data_cache.response_key(**request) != data_cache.response_key(**{**request, **change})
+
+
+def test_response_key_length_is_bounded():
+    key = data_cache.response_key(
+        version=1, url="http://x/", path="/", query=[("species", "x" * 10_000)], fmt="json"
+    )
+    assert len(key) < 100

@@ -216,3 +216,36 @@ def test_check_deploy_warns_without_them():
     )
     assert result.returncode != 0
     assert "security.W004" in result.stderr  # HSTS not set
+
+
+def test_api_settings_are_read_from_the_environment():
+    probe = (
+        "import json; from django.conf import settings as s; print(json.dumps(["
+        " s.API_THROTTLE_RATE, s.API_TRUSTED_PROXIES,"
+        " s.API_PAGE_SIZE, s.API_MAX_PAGE_SIZE, s.API_MAX_RADIUS, s.API_CACHE_MAX_AGE]))"
+    )
+    env = {
+        "SECRET_KEY": GOOD_KEY,
+        "API_THROTTLE_RATE": "10/second",
+        "API_TRUSTED_PROXIES": "1",
+        "API_PAGE_SIZE": "20",
+        "API_MAX_PAGE_SIZE": "200",
+        "API_MAX_RADIUS": "1000",
+        "API_CACHE_MAX_AGE": "30",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + probe],
+        cwd=ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["10/second", 1, 20, 200, 1000, 30]
+
+
+def test_default_page_size_above_the_maximum_stops_startup():
+    result = load_settings(SECRET_KEY=GOOD_KEY, API_PAGE_SIZE="500", API_MAX_PAGE_SIZE="100")
+    assert result.returncode != 0
+    assert "API_PAGE_SIZE" in result.stderr

@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.utils.functional import cached_property
 
 from trees import queries
+from trees.cache import bump_data_version
 from trees.models import Species, SyncRun, Tree
 
 
@@ -31,8 +32,28 @@ class EstimatedCountPaginator(Paginator):
         return super().count
 
 
+class BumpsDataVersion:
+    """Edits here change what the API serves, so they bump the data version as a sync does.
+
+    Inside the admin's own transaction: the API's cached responses for the old data become
+    unreachable when (and only if) the edit commits.
+    """
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        bump_data_version()
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        bump_data_version()
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        bump_data_version()
+
+
 @admin.register(Tree)
-class TreeAdmin(admin.ModelAdmin):
+class TreeAdmin(BumpsDataVersion, admin.ModelAdmin):
     list_display = [
         "tree_id",
         "species_name",
@@ -121,7 +142,7 @@ class TreeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Species)
-class SpeciesAdmin(admin.ModelAdmin):
+class SpeciesAdmin(BumpsDataVersion, admin.ModelAdmin):
     list_display = ["latin_name", "common_name", "tree_count"]
     search_fields = ["latin_name", "common_name"]
     ordering = ["latin_name"]

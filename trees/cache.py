@@ -8,9 +8,12 @@ describes). Redis holds a copy for the hot path, written after that transaction 
 when the copy is missing (Redis restarted or flushed) it is read back from Postgres.
 """
 
+import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.db import transaction
@@ -76,3 +79,19 @@ def publish_data_version() -> None:
     version = _version_from_database()
     cache.set(DATA_VERSION_KEY, version.serialize(), timeout=None)
     logger.info("Data version is now %s", version.number)
+
+
+def response_key(
+    *, version: int, url: str, path: str, query: Iterable[tuple[str, str]], fmt: str
+) -> str:
+    """The cache key of one API response: the data version, then the request, normalised.
+
+    The version comes first so that a sync that changes data moves every request to a new
+    key at once: old entries are never read again and expire by their TTL (no KEYS scans).
+    The query's pairs are sorted, so parameter order does not matter; `url` carries scheme
+    and host because response bodies hold absolute links; `fmt` is the negotiated format.
+    The request part is hashed, which bounds the key's length whatever the query holds.
+    """
+    canonical = "\n".join([fmt, url, urlencode(sorted(query))])
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    return f"api:v{version}:{path}:{digest}"

@@ -163,6 +163,18 @@ class Tree(models.Model):
             models.Index(fields=["status", "tree_id"], name="tree_status_idx"),
             models.Index(fields=["tree_dbh"], name="tree_dbh_idx"),
             models.Index(fields=["latitude", "longitude"], name="tree_location_idx"),
+            # Borough and health together, paged by tree_id: the API benchmark's two-filter
+            # query. Without it Postgres walks the key index testing each row, up to 5 ms for
+            # a rare pair (Bronx and Poor: 0.5% of trees); with it, one range: ~0.3 ms.
+            models.Index(fields=["borough", "health", "tree_id"], name="tree_borough_health_idx"),
+            # The API's stats count trees per (borough, status, health, species, diameter).
+            # This index returns them sorted that way, so Postgres counts them in one streaming
+            # pass without reading the wide table rows: ~100 ms instead of ~340 ms for all
+            # 683,788 trees (queries.tree_stats). Many equal keys deduplicate it to ~8 MB.
+            models.Index(
+                fields=["borough", "status", "health", "species", "tree_dbh"],
+                name="tree_stats_idx",
+            ),
             # Trigram index for the admin's and API's substring search on addresses.
             GinIndex(
                 OpClass(Upper("address"), name="gin_trgm_ops"),

@@ -1,9 +1,26 @@
 """Read-side queries shared by the admin and the API. No request objects here."""
 
-from django.db import connection
-from django.db.models import Q, QuerySet
+import math
+from dataclasses import dataclass
 
-from trees.models import Species, Tree
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
+from django.db.models import (
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import ASin, Coalesce, Cos, Power, Radians, Sin, Sqrt
+
+from trees.models import Borough, Health, Species, Status, Tree
 
 
 def search_trees(queryset: QuerySet[Tree], term: str) -> QuerySet[Tree]:
@@ -47,3 +64,273 @@ def estimated_row_count(model: type[Tree]) -> int | None:
     if row is None or row[0] < 0:
         return None
     return row[0]
+
+
+# --- The API's queries -------------------------------------------------------------------------
+
+# Mean Earth radius (IUGG). A sphere is within 0.3% of the ellipsoid, far below what the
+# census's own coordinate precision matters for at a few kilometres.
+EARTH_RADIUS_M = 6_371_008.8
+METRES_PER_DEGREE = EARTH_RADIUS_M * math.pi / 180
+
+# The diameter histogram's bins, in inches: [0, 6), [6, 12), ... [42, 48), then 48 and over.
+DBH_BIN_WIDTH = 6
+DBH_BINS = 8
+
+
+def trees() -> QuerySet[Tree]:
+    """Every tree with its species, in key order."""
+    return Tree.objects.select_related("species").order_by("tree_id")
+
+
+# What a tree in a list shows, besides its species (trees.api.serializers.TreeSerializer).
+TREE_SUMMARY_COLUMNS = (
+    "tree_id",
+    "status",
+    "health",
+    "species_id",
+    "tree_dbh",
+    "stump_diam",
+    "curb_loc",
+    "steward",
+    "guards",
+    "sidewalk",
+    "problems",
+    "address",
+    "zipcode",
+    "borough",
+    "nta",
+    "latitude",
+    "longitude",
+    "surveyed_on",
+)
+
+
+def tree_summaries() -> QuerySet:
+    """Every tree as a dict of TREE_SUMMARY_COLUMNS and its species' names, in key order.
+
+    Dicts rather than model instances: building a 45-field Tree and its Species for each row
+    was the largest cost of an uncached page of 50 (~1.5 ms of it; benchmarks/bench_api.py).
+    """
+    return Tree.objects.order_by("tree_id").values(
+        *TREE_SUMMARY_COLUMNS,
+        species_latin_name=F("species__latin_name"),
+        species_common_name=F("species__common_name"),
+    )
+
+
+def in_bbox(
+    queryset: QuerySet[Tree],
+    *,
+    min_lon: float,
+    min_lat: float,
+    max_lon: float,
+    max_lat: float,
+) -> QuerySet[Tree]:
+    """Trees inside the box, corners included (a range scan on the (latitude, longitude) index)."""
+    return queryset.filter(
+        latitude__gte=min_lat,
+        latitude__lte=max_lat,
+        longitude__gte=min_lon,
+        longitude__lte=max_lon,
+    )
+
+
+def within_radius(
+    queryset: QuerySet[Tree], *, latitude: float, longitude: float, radius_m: float
+) -> QuerySet[Tree]:
+    """Trees at most `radius_m` metres from the point, annotated with `distance` in metres.
+
+    Without PostGIS there is no spatial index, so the box around the circle goes first: it is
+    a range scan on the (latitude, longitude) btree and leaves only a few thousand rows for
+    the exact great-circle (haversine) test, however large the table.
+    """
+    lat_margin = radius_m / METRES_PER_DEGREE
+    widest_lat = min(abs(latitude) + lat_margin, 90.0)
+    # A degree of longitude shrinks with cos(latitude); use the box's widest latitude so the
+    # box always contains the circle. Within a radius of the pole, every longitude qualifies.
+    cos_lat = math.cos(math.radians(widest_lat))
+    lon_margin = 180.0 if cos_lat < 1e-9 else min(lat_margin / cos_lat, 180.0)
+    boxed = in_bbox(
+        queryset,
+        min_lon=longitude - lon_margin,
+        min_lat=latitude - lat_margin,
+        max_lon=longitude + lon_margin,
+        max_lat=latitude + lat_margin,
+    )
+    return boxed.annotate(distance=_haversine_m(latitude, longitude)).filter(
+        distance__lte=radius_m
+    )
+
+
+def _haversine_m(latitude: float, longitude: float) -> Func:
+    """SQL for the great-circle distance in metres from the point to each tree."""
+    lat = math.radians(latitude)
+    half_dlat = (Radians(F("latitude")) - Value(lat)) / Value(2.0)
+    half_dlon = (Radians(F("longitude")) - Value(math.radians(longitude))) / Value(2.0)
+    a = Power(Sin(half_dlat), 2) + Value(math.cos(lat)) * Cos(Radians(F("latitude"))) * Power(
+        Sin(half_dlon), 2
+    )
+    return ExpressionWrapper(Value(2 * EARTH_RADIUS_M) * ASin(Sqrt(a)), output_field=FloatField())
+
+
+def of_species_named(queryset: QuerySet[Tree], name: str) -> QuerySet[Tree]:
+    """Trees whose species' common or latin name is `name`, ignoring case.
+
+    The species ids are looked up first, in their own small query, so the tree query is a
+    plain `species_id IN (...)` that walks the (species, tree_id) index in key order; as a
+    join or subquery Postgres may instead scan trees in key order testing each one.
+    """
+    species_ids = list(
+        Species.objects.filter(Q(common_name__iexact=name) | Q(latin_name__iexact=name))
+        .order_by()
+        .values_list("id", flat=True)
+    )
+    return queryset.filter(species_id__in=species_ids)
+
+
+def species_with_tree_counts() -> QuerySet[Species]:
+    """Every species, annotated with `tree_count`.
+
+    One correlated count per species: each is a range of the (species, tree_id) index, read
+    without visiting the table, where a join and GROUP BY would hash all 683,788 trees.
+    """
+    counts = (
+        Tree.objects.filter(species=OuterRef("pk"))
+        .order_by()
+        .values("species")
+        .annotate(count=Count("*"))
+        .values("count")
+    )
+    return Species.objects.annotate(
+        tree_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+    ).order_by("latin_name")
+
+
+@dataclass(frozen=True)
+class Tally:
+    value: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class SpeciesTally:
+    id: int
+    latin_name: str
+    common_name: str
+    count: int
+
+
+@dataclass(frozen=True)
+class DiameterBin:
+    min_inches: int
+    max_inches: int | None  # exclusive; None for the open-ended last bin
+    count: int
+
+
+@dataclass(frozen=True)
+class TreeStats:
+    total: int
+    by_borough: list[Tally]
+    by_status: list[Tally]
+    by_health: list[Tally]
+    top_species: list[SpeciesTally]
+    diameter_histogram: list[DiameterBin]
+
+
+# Each GROUPING SETS row says which set it belongs to through GROUPING(...): one bit per
+# column, set when the column is NOT grouped. The columns, in the order of that call:
+_STATS_COLUMNS = ("borough", "status", "health", "species_id", "dbh_bin")
+
+
+def _grouping_bits(column: str | None) -> int:
+    """GROUPING()'s value for the set grouped by `column` alone (None: the grand total)."""
+    all_bits = (1 << len(_STATS_COLUMNS)) - 1
+    if column is None:
+        return all_bits
+    return all_bits & ~(1 << (len(_STATS_COLUMNS) - 1 - _STATS_COLUMNS.index(column)))
+
+
+def tree_stats(queryset: QuerySet[Tree], *, top_species: int = 10) -> TreeStats:
+    """Counts by borough, status and health, the top species and a diameter histogram.
+
+    Measured on 683,788 trees: one GROUPING SETS pass over the table takes ~340 ms, as its
+    five hash tables each see every row. Here the filtered trees are first counted per
+    (borough, status, health, species, diameter), which the tree_stats_idx index returns
+    already sorted, so Postgres counts them in one streaming pass without hashing (~50k
+    groups), and only those groups are rolled up by GROUPING SETS: ~100 ms in all.
+    """
+    fine = (
+        queryset.order_by()
+        .values("borough", "status", "health", "species_id", "tree_dbh")
+        .annotate(n=Count("*"))
+    )
+    try:
+        fine_sql, params = fine.query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nothing, e.g. an unknown species name
+        return _tally_stats({}, {})
+    rollup_sql = f"""
+        SELECT GROUPING(borough, status, health, species_id, dbh_bin), borough, status, health,
+               species_id, dbh_bin, SUM(n)::bigint
+        FROM (
+            SELECT borough, status, health, species_id, n,
+                   width_bucket(tree_dbh, 0, %s, %s) AS dbh_bin
+            FROM ({fine_sql}) AS fine
+        ) AS binned
+        GROUP BY GROUPING SETS ((borough), (status), (health), (species_id), (dbh_bin), ())
+    """  # noqa: S608 (fine_sql is Django's own compiled SQL; every value is a parameter)
+    with connection.cursor() as cursor:
+        cursor.execute(rollup_sql, [DBH_BIN_WIDTH * DBH_BINS, DBH_BINS, *params])
+        rows = cursor.fetchall()
+
+    counts: dict[str, dict] = {column: {} for column in _STATS_COLUMNS}
+    total = 0
+    column_of_bits = {_grouping_bits(column): column for column in _STATS_COLUMNS}
+    for bits, *values, count in rows:
+        if bits == _grouping_bits(None):
+            total = count
+            continue
+        column = column_of_bits[bits]
+        counts[column][values[_STATS_COLUMNS.index(column)]] = count
+    species_counts = sorted(
+        ((count, species_id) for species_id, count in counts["species_id"].items() if species_id),
+        key=lambda pair: (-pair[0], pair[1]),
+    )[:top_species]
+    names = Species.objects.in_bulk([species_id for _, species_id in species_counts])
+    top = [
+        SpeciesTally(
+            id=species_id,
+            latin_name=names[species_id].latin_name,
+            common_name=names[species_id].common_name,
+            count=count,
+        )
+        for count, species_id in species_counts
+    ]
+    return _tally_stats(counts, {"total": total, "top_species": top})
+
+
+def _tally_stats(counts: dict[str, dict], extra: dict) -> TreeStats:
+    """Every known value with its count (0 when absent), so the shape never depends on data."""
+
+    def tally(column: str, values: list[str | None]) -> list[Tally]:
+        found = counts.get(column, {})
+        # Health is empty for dead trees and stumps: reported as the value None.
+        return [Tally(value or None, found.get(value, 0)) for value in values]
+
+    bins = counts.get("dbh_bin", {})
+    histogram = [
+        DiameterBin(
+            min_inches=(number - 1) * DBH_BIN_WIDTH,
+            max_inches=number * DBH_BIN_WIDTH if number <= DBH_BINS else None,
+            count=bins.get(number, 0),
+        )
+        for number in range(1, DBH_BINS + 2)  # width_bucket numbers the overflow bin n + 1
+    ]
+    return TreeStats(
+        total=extra.get("total", 0),
+        by_borough=tally("borough", Borough.values),
+        by_status=tally("status", Status.values),
+        by_health=tally("health", [*Health.values, ""]),
+        top_species=extra.get("top_species", []),
+        diameter_histogram=histogram,
+    )

@@ -1,0 +1,568 @@
+#!/usr/bin/env python3
+"""API load benchmark: the issue's targets, measured in one run at full census size.
+
+    make bench-api                          # or: .venv/bin/python benchmarks/bench_api.py
+    .venv/bin/python benchmarks/bench_api.py --quick        # 2 s per measurement, a smoke run
+    .venv/bin/python benchmarks/bench_api.py --duration 20 --only plain cached_list
+
+What it does:
+1. Creates its own database (nyc_trees_bench_api; never the development or test one),
+   migrates it and fills it with 683,788 generated census-like trees in SQL
+   (benchmarks/census_rows.sql: deterministic, ~10 s), then ANALYZEs. A later run reuses
+   the rows if the generator has not changed (--reload forces a new load).
+2. Starts gunicorn as in production (2 sync workers, DEBUG off, a fresh SECRET_KEY, its own
+   cache key prefix, throttling raised out of the way) on 127.0.0.1, with the benchmark's
+   URLconf, which adds a plain Django view returning a fixed ~1 KB JsonResponse: the ceiling.
+3. Drives each scenario with wrk: requests per second with 16 connections for --duration
+   seconds, in short rounds alternating with rounds of the plain view (other work on the
+   machine comes and goes within seconds: each ratio compares rounds that saw the same
+   conditions), then latency percentiles with 4 connections for --duration seconds.
+   "Uncached" scenarios give every request its own URL (a random cursor, point or a no-op
+   filter value), so none is a cache hit.
+4. Prints a table with the target next to each figure, writes it as JSON under
+   benchmarks/results/, and stops gunicorn on exit, Ctrl-C included.
+
+The load generator and the server share this machine's cores: compare ratios within a run.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+GUNICORN = ROOT / ".venv" / "bin" / "gunicorn"
+ROWS_SQL = ROOT / "benchmarks" / "census_rows.sql"
+WRK_REPORT = ROOT / "benchmarks" / "wrk_report.lua"
+WRK_PATHS = ROOT / "benchmarks" / "wrk_paths.lua"
+WRK_THREADS = 2
+ROUNDS = 5  # throughput rounds per scenario, alternating with the plain view
+RESULTS = ROOT / "benchmarks" / "results"
+
+ROWS = 683_788
+DATABASE_URL = "postgres://postgres@127.0.0.1:5432/nyc_trees_bench_api"
+PAGE_SIZE = 50
+DEEP_PAGE = 1000
+STAFF_USER, STAFF_PASSWORD = "bench-staff", secrets.token_urlsafe(16)
+
+# Inside each borough's box in census_rows.sql: the centres of the `near` queries.
+NYC_BOXES = [
+    (40.55, 40.79, -73.96, -73.71),
+    (40.58, 40.73, -74.03, -73.87),
+    (40.51, 40.64, -74.24, -74.06),
+    (40.81, 40.90, -73.92, -73.78),
+    (40.70, 40.87, -74.01, -73.92),
+]
+BOROUGHS = ["Manhattan", "Bronx", "Brooklyn", "Queens", "Staten Island"]
+
+
+# --- The database ------------------------------------------------------------------------------
+
+
+def django_env(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment for manage.py and gunicorn: only what we set, never the dev .env."""
+    env = {key: value for key, value in os.environ.items() if not key.endswith("_FILE")}
+    env.update(
+        ENV_FILE="/dev/null",
+        DATABASE_URL=database_url,
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
+def manage(database_url: str, *args: str, **env: str) -> None:
+    subprocess.run(
+        [str(PYTHON), "manage.py", *args],
+        cwd=ROOT,
+        env=django_env(database_url, **env),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def prepare_database(database_url: str, *, reload: bool) -> None:
+    name = database_url.rsplit("/", 1)[-1]
+    if "bench" not in name:
+        sys.exit(f"Refusing to load benchmark rows into {name!r}: its name must contain 'bench'")
+    manage(database_url, "ensure_database")
+    manage(database_url, "migrate", "--noinput")
+    generator = ROWS_SQL.read_text().replace("%(rows)s", str(ROWS))
+    stamp = f"bench-api rows={ROWS} sql={hashlib.sha256(generator.encode()).hexdigest()[:16]}"
+    with psycopg.connect(database_url, autocommit=True) as db:
+        current = db.execute("SELECT obj_description('trees_tree'::regclass)").fetchone()[0]
+        if current == stamp and not reload:
+            print(f"Reusing the {ROWS:,} generated trees in {name}.")
+            return
+        print(f"Loading {ROWS:,} generated trees into {name} ...", flush=True)
+        started = time.monotonic()
+        indexes = db.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'trees_tree' "
+            "AND indexname <> 'trees_tree_pkey'"
+        ).fetchall()
+        db.execute("TRUNCATE trees_tree, trees_species CASCADE")
+        # Building each index once after the load is several times faster than keeping all
+        # of them up to date row by row.
+        for index_name, _ in indexes:
+            db.execute(f'DROP INDEX "{index_name}"')
+        db.execute(generator)
+        for _, definition in indexes:
+            db.execute(definition)
+        db.execute("VACUUM ANALYZE trees_tree")
+        db.execute("VACUUM ANALYZE trees_species")
+        db.execute(f"COMMENT ON TABLE trees_tree IS '{stamp}'")
+        print(f"Loaded and indexed in {time.monotonic() - started:.0f} s.")
+
+
+def deep_page_position(database_url: str) -> int:
+    """The last tree_id of page DEEP_PAGE - 1: the cursor of page DEEP_PAGE."""
+    with psycopg.connect(database_url) as db:
+        return db.execute(
+            "SELECT tree_id FROM trees_tree ORDER BY tree_id OFFSET %s LIMIT 1",
+            [(DEEP_PAGE - 1) * PAGE_SIZE - 1],
+        ).fetchone()[0]
+
+
+def cursor_for(position: int) -> str:
+    return base64.b64encode(f"p={position}".encode()).decode()
+
+
+# --- The server --------------------------------------------------------------------------------
+
+
+class Server:
+    """gunicorn as in production, started and always stopped (context manager)."""
+
+    def __init__(self, database_url: str, port: int, static_root: Path) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.database_url = database_url
+        self.env = django_env(
+            database_url,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            ROOT_URLCONF="benchmarks.urls",
+            CACHE_KEY_PREFIX=f"bench-api-{uuid.uuid4().hex[:12]}",
+            API_THROTTLE_RATE="1000000000/second",
+            STATIC_ROOT=str(static_root),
+            GUNICORN_WORKERS="2",
+            GUNICORN_THREADS="1",
+            GUNICORN_ACCESS_LOG="false",
+        )
+        self.command = [
+            str(GUNICORN),
+            "config.wsgi",
+            "--config",
+            "config/gunicorn.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ]
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Server":
+        subprocess.run(
+            [str(PYTHON), "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+        )
+        # Its own process group, so stopping it takes the workers along.
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, start_new_session=True
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}")
+            try:
+                if requests.get(f"{self.base}/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not become ready within 30 s")
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def staff_cookie(self) -> str:
+        """Log in to the admin as a superuser, as a browser would; the session cookie."""
+        create = (
+            "from django.contrib.auth import get_user_model; U = get_user_model(); "
+            f"u, _ = U.objects.get_or_create(username='{STAFF_USER}'); "
+            f"u.is_staff = u.is_superuser = True; u.set_password('{STAFF_PASSWORD}'); u.save()"
+        )
+        subprocess.run(
+            [str(PYTHON), "manage.py", "shell", "-c", create],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+        )
+        session = requests.Session()
+        login = f"{self.base}/admin/login/"
+        session.get(login, timeout=10).raise_for_status()
+        response = session.post(
+            login,
+            data={
+                "username": STAFF_USER,
+                "password": STAFF_PASSWORD,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+                "next": "/admin/",
+            },
+            headers={"Referer": login},
+            timeout=10,
+        )
+        response.raise_for_status()
+        if "sessionid" not in session.cookies:
+            raise RuntimeError("Admin login failed: no session cookie")
+        return f"sessionid={session.cookies['sessionid']}"
+
+
+# --- Load --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    requests_per_second: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    requests: int
+    errors: int  # non-2xx/3xx responses, timeouts and socket errors
+
+
+def wrk(url: str, *, connections: int, duration: int, paths: list[str], cookie: str | None):
+    """Run wrk once: every request to `url`, or each to the next of `paths` if given."""
+    threads = min(WRK_THREADS, connections)  # wrk needs a connection per thread
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as path_file:
+        command = [
+            "wrk",
+            f"--threads={threads}",
+            f"--connections={connections}",
+            f"--duration={duration}s",
+            "--timeout=10s",
+            f"--script={WRK_PATHS if paths else WRK_REPORT}",
+        ]
+        if cookie:
+            command.append(f"--header=Cookie: {cookie}")
+        command.append(url)
+        if paths:
+            path_file.write("\n".join(paths))
+            path_file.flush()
+            command += ["--", path_file.name, str(threads)]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    report = json.loads(output[output.index('{"requests"') :])
+    if paths and report["requests"] > len(paths):
+        print(f"  warning: {report['requests']} requests for {len(paths)} distinct URLs")
+    return Measurement(
+        requests_per_second=report["requests"] / (report["duration_us"] / 1e6),
+        p50_ms=report["p50_us"] / 1000,
+        p95_ms=report["p95_us"] / 1000,
+        p99_ms=report["p99_us"] / 1000,
+        requests=report["requests"],
+        errors=report["errors"],
+    )
+
+
+@dataclass
+class Scenario:
+    name: str
+    label: str
+    path: str | None = None  # one URL for every request (cached or fixed scenarios)
+    make_paths: Callable[[random.Random, int], list[str]] | None = None  # one URL each
+    budget: int = 2000  # distinct URLs needed per second of run, when make_paths is set
+    staff: bool = False
+
+
+def unique_no_op_filters(rng: random.Random, count: int) -> list[str]:
+    """Query fragments that match every generated tree (none is 1000 inches wide) yet make
+    each URL distinct, so that each request misses the response cache."""
+    variants = [
+        f"dbh_max={limit}" if zero is None else f"dbh_min=0&dbh_max={limit}"
+        for zero in (None, 0)
+        for limit in range(1000, 32768)
+    ]
+    if count > len(variants):
+        raise ValueError(f"Only {len(variants)} distinct no-op filters; shorten the duration")
+    return rng.sample(variants, count)
+
+
+def scenarios(deep_cursor: str) -> list[Scenario]:
+    def uncached_list(rng: random.Random, count: int) -> list[str]:
+        return [
+            f"/api/v1/trees/?borough={rng.choice(BOROUGHS).replace(' ', '+')}"
+            f"&health={rng.choice(['Good', 'Fair', 'Poor'])}"
+            f"&cursor={cursor_for(rng.randrange(1, ROWS))}"
+            for _ in range(count)
+        ]
+
+    def near(rng: random.Random, count: int) -> list[str]:
+        paths = []
+        for _ in range(count):
+            lat_min, lat_max, lon_min, lon_max = rng.choice(NYC_BOXES)
+            lat, lon = rng.uniform(lat_min, lat_max), rng.uniform(lon_min, lon_max)
+            paths.append(f"/api/v1/trees/?near={lat:.6f},{lon:.6f}&radius=500")
+        return paths
+
+    def first_page(rng: random.Random, count: int) -> list[str]:
+        return [f"/api/v1/trees/?{no_op}" for no_op in unique_no_op_filters(rng, count)]
+
+    def deep_page(rng: random.Random, count: int) -> list[str]:
+        return [f"{path}&cursor={deep_cursor}" for path in first_page(rng, count)]
+
+    def stats(rng: random.Random, count: int) -> list[str]:
+        return [f"/api/v1/stats/?{no_op}" for no_op in unique_no_op_filters(rng, count)]
+
+    return [
+        Scenario("plain", "plain Django JsonResponse (1 KB)", path="/bench/plain/"),
+        Scenario("cached_list", "trees/ page of 50, cached", path="/api/v1/trees/"),
+        Scenario("uncached_list", "trees/ borough+health, uncached", make_paths=uncached_list),
+        Scenario("near", "trees/ near, 500 m, uncached", make_paths=near),
+        Scenario("first_page", "trees/ page 1, uncached", make_paths=first_page, budget=1500),
+        Scenario(
+            "deep_page", f"trees/ page {DEEP_PAGE}, uncached", make_paths=deep_page, budget=1500
+        ),
+        Scenario("stats_uncached", "stats/ all trees, uncached", make_paths=stats, budget=60),
+        Scenario("stats_cached", "stats/ all trees, cached", path="/api/v1/stats/"),
+        Scenario(
+            "admin_filter",
+            "admin changelist, 2 filters",
+            path="/admin/trees/tree/?borough__exact=Bronx&health__exact=Poor",
+            staff=True,
+        ),
+        Scenario(
+            "admin_search",
+            "admin changelist, address search",
+            path="/admin/trees/tree/?q=BAY+RIDGE+PARKWAY",
+            staff=True,
+        ),
+    ]
+
+
+# --- Targets -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    label: str
+    throughput: Measurement  # 16 connections, in rounds alternating with the plain view
+    latency: Measurement  # 4 connections
+    plain_throughput: Measurement  # the plain view's rounds, interleaved with this scenario's
+    target: str = ""
+    met: bool | None = None
+    ratio_to_plain: float = field(default=0.0)
+
+
+def judge(rows: dict[str, Row]) -> None:
+    for row in rows.values():
+        row.ratio_to_plain = (
+            row.throughput.requests_per_second / row.plain_throughput.requests_per_second
+        )
+
+    def target(name: str, text: str, met: Callable[[Row], bool]) -> None:
+        if name in rows:
+            rows[name].target = text
+            rows[name].met = met(rows[name])
+
+    target("cached_list", ">= 0.7x plain req/s", lambda r: r.ratio_to_plain >= 0.7)
+    target(
+        "uncached_list",
+        "p95 <= 50 ms, >= 0.3x plain",
+        lambda r: r.latency.p95_ms <= 50 and r.ratio_to_plain >= 0.3,
+    )
+    target("near", "p95 <= 50 ms", lambda r: r.latency.p95_ms <= 50)
+    if "first_page" in rows:
+        first = rows["first_page"].latency.p95_ms
+        target("deep_page", "p95 <= 2x page 1's", lambda r: r.latency.p95_ms <= 2 * first)
+    target("stats_uncached", "p95 <= 500 ms", lambda r: r.latency.p95_ms <= 500)
+    target("stats_cached", "p95 <= 5 ms", lambda r: r.latency.p95_ms <= 5)
+    target("admin_filter", "p95 <= 300 ms", lambda r: r.latency.p95_ms <= 300)
+    target("admin_search", "p95 <= 300 ms", lambda r: r.latency.p95_ms <= 300)
+    for row in rows.values():
+        if row.throughput.errors or row.latency.errors:
+            row.met = False
+            row.target += " (errors!)"
+
+
+def print_table(rows: dict[str, Row], duration: int) -> None:
+    print(
+        f"\nreq/s: 16 connections, {duration} s in rounds alternating with the plain view "
+        f"(its req/s in those rounds next to it; 'x plain' compares the two); latency: 4 "
+        f"connections, {duration} s. wrk and gunicorn (2 sync workers) share this machine.\n"
+    )
+    print("| measure | req/s | plain req/s | x plain | p50 ms | p95 ms | p99 ms | target | met |")
+    print("|---|--:|--:|--:|--:|--:|--:|---|---|")
+    for row in rows.values():
+        met = {True: "yes", False: "**NO**", None: ""}[row.met]
+        print(
+            f"| {row.label} | {row.throughput.requests_per_second:,.0f} | "
+            f"{row.plain_throughput.requests_per_second:,.0f} | {row.ratio_to_plain:.2f} | "
+            f"{row.latency.p50_ms:.1f} | {row.latency.p95_ms:.1f} | {row.latency.p99_ms:.1f} | "
+            f"{row.target} | {met} |"
+        )
+
+
+# --- Main --------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--quick", action="store_true", help="2 s per measurement (smoke run)")
+    parser.add_argument("--only", nargs="+", metavar="SCENARIO", help="run only these")
+    parser.add_argument("--reload", action="store_true", help="regenerate the rows")
+    parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--database-url", default=DATABASE_URL)
+    options = parser.parse_args()
+    duration = 2 if options.quick else options.duration
+
+    # Ctrl-C, SIGTERM and SIGHUP (a closed terminal) all unwind through the `with` below,
+    # which stops gunicorn: it runs in its own session, so no signal would reach it.
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, lambda received, _: sys.exit(128 + received))
+
+    prepare_database(options.database_url, reload=options.reload)
+    deep_cursor = cursor_for(deep_page_position(options.database_url))
+    chosen = [s for s in scenarios(deep_cursor) if not options.only or s.name in options.only]
+    rng = random.Random(42)
+    rows: dict[str, Row] = {}
+    with (
+        tempfile.TemporaryDirectory() as static_root,
+        Server(options.database_url, options.port, Path(static_root)) as server,
+    ):
+        cookie = server.staff_cookie() if any(s.staff for s in chosen) else None
+        check_deep_page(server.base, deep_cursor)
+        plain = next(s for s in scenarios(deep_cursor) if s.name == "plain")
+        warm_up(server.base + plain.path, None)
+        for scenario in chosen:
+            print(f"{scenario.label} ...", flush=True)
+            rows[scenario.name] = measure(server, scenario, plain, duration, rng, cookie)
+    judge(rows)
+    print_table(rows, duration)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = RESULTS / f"bench_api-{stamp}.json"
+    report.write_text(
+        json.dumps({"duration_s": duration, "rows": [asdict(r) for r in rows.values()]}, indent=1)
+    )
+    print(f"\nSaved {report.relative_to(ROOT)}")
+    return 0 if all(row.met is not False for row in rows.values()) else 1
+
+
+def measure(
+    server: Server,
+    scenario: Scenario,
+    plain: Scenario,
+    duration: int,
+    rng: random.Random,
+    cookie: str | None,
+) -> Row:
+    """Throughput in rounds alternating with the plain view, then latency.
+
+    Other work on the machine comes and goes within seconds; alternating short rounds lets
+    both sides of each ratio see the same conditions.
+    """
+    staff_cookie = cookie if scenario.staff else None
+    url = server.base + (scenario.path or "/")
+    if scenario.path:
+        warm_up(url, staff_cookie)
+
+    rounds = min(ROUNDS, duration)
+    seconds = duration // rounds
+    # Drawn once and handed out in disjoint slices: no URL is requested in two runs.
+    unused = []
+    if scenario.make_paths:
+        unused = scenario.make_paths(rng, scenario.budget * (rounds * seconds + duration))
+
+    def paths(run_seconds: int) -> list[str]:
+        share = unused[: scenario.budget * run_seconds]
+        del unused[: len(share)]
+        return share
+
+    mine, plains = [], []
+    for _ in range(rounds):
+        if scenario.name != plain.name:
+            plains.append(
+                wrk(
+                    server.base + plain.path,
+                    connections=16,
+                    duration=seconds,
+                    paths=[],
+                    cookie=None,
+                )
+            )
+        mine.append(
+            wrk(url, connections=16, duration=seconds, paths=paths(seconds), cookie=staff_cookie)
+        )
+    latency = wrk(
+        url, connections=4, duration=duration, paths=paths(duration), cookie=staff_cookie
+    )
+    throughput = combine(mine)
+    return Row(
+        scenario.name,
+        scenario.label,
+        throughput,
+        latency,
+        combine(plains) if plains else throughput,
+    )
+
+
+def combine(runs: list[Measurement]) -> Measurement:
+    """Several throughput rounds as one: all their requests over all their time.
+
+    (Percentiles are the worst round's; the table takes latency from the 4-connection run.)
+    """
+    seconds = sum(run.requests / run.requests_per_second for run in runs)
+    requests = sum(run.requests for run in runs)
+    return Measurement(
+        requests_per_second=requests / seconds,
+        p50_ms=max(run.p50_ms for run in runs),
+        p95_ms=max(run.p95_ms for run in runs),
+        p99_ms=max(run.p99_ms for run in runs),
+        requests=requests,
+        errors=sum(run.errors for run in runs),
+    )
+
+
+def warm_up(url: str, cookie: str | None) -> None:
+    headers = {"Cookie": cookie} if cookie else {}
+    for _ in range(3):
+        requests.get(url, headers=headers, timeout=30).raise_for_status()
+
+
+def check_deep_page(base: str, deep_cursor: str) -> None:
+    """The computed cursor really lands on page DEEP_PAGE: rows (DEEP_PAGE-1)*50+1 onwards."""
+    body = requests.get(f"{base}/api/v1/trees/?cursor={deep_cursor}", timeout=30).json()
+    first_id = body["results"][0]["tree_id"]
+    offset = (DEEP_PAGE - 1) * PAGE_SIZE
+    if first_id != offset + 4:  # census_rows.sql numbers trees from 4, without gaps
+        raise RuntimeError(f"Page {DEEP_PAGE} starts at tree {first_id}, not {offset + 4}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

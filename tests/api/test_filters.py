@@ -1,0 +1,228 @@
+"""Each filter of trees/ returns exactly the expected trees; each bad value is a 400 naming it."""
+
+import base64
+
+import pytest
+
+from tests.api.conftest import CENTRE, assert_bad_parameter, listed_ids
+from tests.factories import TreeFactory
+from trees.models import Tree
+
+TREES = "/api/v1/trees/"
+LAT, LON = CENTRE
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({}, [101, 102, 103, 104, 105, 106]),
+        ({"borough": "Queens"}, [101]),
+        ({"borough": "Bronx"}, [104, 106]),
+        ({"borough": "Staten Island"}, [105]),
+        ({"zipcode": "11209"}, [102]),
+        ({"nta": "MN12"}, [103]),
+        ({"species": "red maple"}, [101, 106]),
+        ({"species": "ACER RUBRUM"}, [101, 106]),
+        ({"species": "Quercus palustris"}, [102]),
+        ({"species": "maple"}, []),  # whole names only; species/?search= finds parts
+        ({"health": "Good"}, [101, 106]),
+        ({"health": "Poor"}, [103]),
+        ({"status": "Alive"}, [101, 102, 103, 106]),
+        ({"status": "Dead"}, [104]),
+        ({"status": "Stump"}, [105]),
+        ({"steward": "1or2"}, [102]),
+        ({"steward": "3or4"}, [106]),
+        ({"curb_loc": "OffsetFromCurb"}, [103]),
+        ({"sidewalk": "Damage"}, [102]),
+        ({"problem": "stones"}, [102, 106]),
+        ({"problem": "BranchLights"}, [102]),
+        ({"dbh_min": "12"}, [102, 103, 106]),
+        ({"dbh_max": "8"}, [101, 104, 105]),
+        ({"dbh_min": "8", "dbh_max": "25"}, [102, 103, 104]),
+        ({"borough": "Bronx", "health": "Good"}, [106]),
+        ({"borough": "Bronx", "status": "Dead", "dbh_min": "9"}, []),
+        # Empty values mean "no filter", as in an HTML form.
+        ({"borough": "", "health": ""}, [101, 102, 103, 104, 105, 106]),
+    ],
+)
+def test_filter_returns_exactly_the_matching_trees(api_client, census, query, expected):
+    assert listed_ids(api_client.get(TREES, query)) == expected
+
+
+def test_species_id_filter(api_client, census):
+    maple = census["species"]["maple"]
+    assert listed_ids(api_client.get(TREES, {"species_id": maple.id})) == [101, 106]
+
+
+@pytest.mark.parametrize(
+    ("bbox", "expected"),
+    [
+        # Around the centre and 300 m north of it, but not 600 m north.
+        (f"{LON - 0.001},{LAT - 0.001},{LON + 0.001},{LAT + 0.004}", [101, 102, 103]),
+        # Corners are included: a box that is exactly one tree's point.
+        (f"{LON},{LAT},{LON},{LAT}", [101]),
+        # All of New York City.
+        ("-74.3,40.4,-73.6,41.0", [101, 102, 103, 104, 105, 106]),
+        # Somewhere else entirely.
+        ("2.2,48.8,2.4,48.9", []),
+    ],
+)
+def test_bbox_returns_the_trees_inside(api_client, census, bbox, expected):
+    assert listed_ids(api_client.get(TREES, {"bbox": bbox})) == expected
+
+
+@pytest.mark.parametrize(
+    ("radius", "expected"),
+    [
+        ("99", [101]),
+        ("101", [101, 102]),
+        ("299", [101, 102]),
+        ("301", [101, 102, 103]),
+        ("601", [101, 102, 103, 104]),
+        (None, [101, 102]),  # the default radius, 250 m
+    ],
+)
+def test_near_returns_the_trees_within_the_radius(api_client, census, radius, expected):
+    query = {"near": f"{LAT},{LON}"}
+    if radius is not None:
+        query["radius"] = radius
+    assert listed_ids(api_client.get(TREES, query)) == expected
+
+
+def test_near_reports_each_trees_distance(api_client, census):
+    response = api_client.get(TREES, {"near": f"{LAT},{LON}", "radius": "601"})
+    distances = {tree["tree_id"]: tree["distance"] for tree in response.json()["results"]}
+    assert distances == pytest.approx({101: 0, 102: 100, 103: 300, 104: 600}, abs=0.01)
+
+
+def test_distance_is_null_without_near(api_client, census):
+    results = api_client.get(TREES).json()["results"]
+    assert {tree["distance"] for tree in results} == {None}
+
+
+def test_near_can_order_by_distance(api_client, db):
+    for tree_id, metres in [(1, 300), (2, 0), (3, 200), (4, 100)]:
+        TreeFactory(tree_id=tree_id, latitude=LAT + metres / 111_195.08, longitude=LON)
+    response = api_client.get(TREES, {"near": f"{LAT},{LON}", "ordering": "distance"})
+    assert listed_ids(response) == [2, 4, 3]  # 300 m is outside the default radius
+
+
+def test_near_combines_with_other_filters(api_client, census):
+    query = {"near": f"{LAT},{LON}", "radius": "601", "health": "Poor"}
+    assert listed_ids(api_client.get(TREES, query)) == [103]
+
+
+def encoded(cursor: str) -> str:
+    return base64.b64encode(cursor.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"borough": "Narnia"}, "borough"),
+        ({"borough": "queens"}, "borough"),
+        ({"health": "Excellent"}, "health"),
+        ({"status": "Sleeping"}, "status"),
+        ({"steward": "2"}, "steward"),
+        ({"curb_loc": "Roof"}, "curb_loc"),
+        ({"sidewalk": "Cracked"}, "sidewalk"),
+        ({"zipcode": "ABCDE"}, "zipcode"),
+        ({"zipcode": "123456"}, "zipcode"),
+        ({"nta": "QN1"}, "nta"),
+        ({"nta": "qn17"}, "nta"),
+        ({"species_id": "abc"}, "species_id"),
+        ({"species_id": "0"}, "species_id"),
+        ({"species_id": "1.5"}, "species_id"),
+        ({"species_id": "99999999999999999999"}, "species_id"),
+        ({"dbh_min": "-1"}, "dbh_min"),
+        ({"dbh_min": "ten"}, "dbh_min"),
+        ({"dbh_max": "40000"}, "dbh_max"),
+        ({"dbh_min": "20", "dbh_max": "10"}, "dbh_max"),
+        ({"bbox": "-74,40.6,-73.9"}, "bbox"),
+        ({"bbox": "a,b,c,d"}, "bbox"),
+        ({"bbox": "-73.9,40.6,-74.0,40.8"}, "bbox"),  # min_lon > max_lon
+        ({"bbox": "-74.0,40.8,-73.9,40.6"}, "bbox"),  # min_lat > max_lat
+        ({"bbox": "-200,40.6,-73.9,40.8"}, "bbox"),
+        ({"bbox": "-74.0,-95,-73.9,40.8"}, "bbox"),
+        ({"bbox": "nan,40.6,-73.9,40.8"}, "bbox"),
+        ({"bbox": "-inf,40.6,-73.9,40.8"}, "bbox"),
+        ({"bbox": "-1e999,40.6,-73.9,40.8"}, "bbox"),
+        ({"near": "40.7"}, "near"),
+        ({"near": "40.7,-73.9,12"}, "near"),
+        ({"near": "91,-73.9"}, "near"),
+        ({"near": "40.7,-181"}, "near"),
+        ({"near": "north,west"}, "near"),
+        ({"near": "40.7,-73.9", "radius": "0"}, "radius"),
+        ({"near": "40.7,-73.9", "radius": "-5"}, "radius"),
+        ({"near": "40.7,-73.9", "radius": "5001"}, "radius"),
+        ({"near": "40.7,-73.9", "radius": "far"}, "radius"),
+        ({"near": "40.7,-73.9", "radius": "nan"}, "radius"),
+        ({"radius": "100"}, "radius"),  # radius without near
+        ({"ordering": "tree_dbh"}, "ordering"),
+        ({"ordering": "height"}, "ordering"),
+        ({"ordering": "distance"}, "ordering"),  # distance without near
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "1001"}, "page_size"),
+        ({"page_size": "-1"}, "page_size"),
+        ({"page_size": "many"}, "page_size"),
+        ({"page_size": "1.5"}, "page_size"),
+        ({"cursor": "zzz"}, "cursor"),
+        ({"cursor": "!!!"}, "cursor"),
+        ({"cursor": encoded("p=abc")}, "cursor"),
+        ({"cursor": encoded("p=99999999999999999999")}, "cursor"),
+        ({"cursor": encoded("o=-1")}, "cursor"),
+        ({"format": "xml"}, "format"),
+        ({"borogh": "Queens"}, "borogh"),  # an unknown parameter: likely a typo
+    ],
+)
+def test_invalid_parameter_is_a_400_naming_it(api_client, census, query, parameter):
+    assert_bad_parameter(api_client.get(TREES, query), parameter)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("borough", "Queens' OR '1'='1"),
+        ("zipcode", "1 OR 1=1"),
+        ("nta", "QN17'; DROP TABLE trees_tree; --"),
+        ("species_id", "1; DELETE FROM trees_tree"),
+        ("dbh_min", "0) OR (1=1"),
+        ("bbox", "-74,40,-73,41); DROP TABLE trees_tree; --"),
+        ("ordering", "tree_id; DROP TABLE trees_tree"),
+        ("page_size", "50 UNION SELECT 1"),
+    ],
+)
+def test_injection_attempt_in_a_typed_parameter_is_a_400(api_client, census, parameter, value):
+    assert_bad_parameter(api_client.get(TREES, {parameter: value}), parameter)
+    assert Tree.objects.count() == 6
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("species", "red maple'; DROP TABLE trees_tree; --"),
+        ("problem", "%' OR 1=1 --"),
+        ("problem", "_"),  # LIKE wildcards are escaped: only literal underscores match
+    ],
+)
+def test_injection_attempt_in_free_text_matches_nothing(api_client, census, parameter, value):
+    assert listed_ids(api_client.get(TREES, {parameter: value})) == []
+    assert Tree.objects.count() == 6
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    ["species", "problem", "zipcode", "nta", "bbox", "near", "borough", "ordering", "cursor"],
+)
+def test_nul_byte_is_a_400(api_client, census, parameter):
+    assert_bad_parameter(api_client.get(TREES, {parameter: "a\x00b"}), parameter)
+
+
+@pytest.mark.parametrize("parameter", ["species", "problem", "bbox", "near", "cursor"])
+def test_very_long_value_is_a_400(api_client, census, parameter):
+    assert_bad_parameter(api_client.get(TREES, {parameter: "7" * 5000}), parameter)
+
+
+def test_every_bad_parameter_is_reported_at_once(api_client, census):
+    body = assert_bad_parameter(api_client.get(TREES, {"borough": "x", "bbox": "y"}), "borough")
+    assert set(body["errors"]) == {"borough", "bbox"}

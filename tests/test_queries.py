@@ -1,0 +1,99 @@
+"""The read-side queries the API and admin use, on real Postgres."""
+
+import pytest
+
+from tests.factories import SpeciesFactory, TreeFactory
+from trees import queries
+from trees.models import Tree
+
+pytestmark = pytest.mark.django_db
+
+LAT, LON = 40.7, -73.9
+
+
+def ids(queryset) -> list[int]:
+    return sorted(queryset.values_list("tree_id", flat=True))
+
+
+def metres_north(metres: float) -> dict:
+    return {"latitude": LAT + metres / queries.METRES_PER_DEGREE, "longitude": LON}
+
+
+def test_within_radius_is_exact_at_the_edge():
+    TreeFactory(tree_id=1, **metres_north(4999))
+    TreeFactory(tree_id=2, **metres_north(5001))
+    found = queries.within_radius(Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=5000)
+    assert ids(found) == [1]
+    assert found.get().distance == pytest.approx(4999, abs=0.001)
+
+
+def test_within_radius_measures_east_west_on_the_sphere():
+    # 0.01 degrees of longitude at 40.7 N is about 843 m.
+    TreeFactory(tree_id=1, latitude=LAT, longitude=LON + 0.01)
+    found = queries.within_radius(Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=900)
+    assert found.get().distance == pytest.approx(843.2, abs=1)
+    assert not queries.within_radius(
+        Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=800
+    ).exists()
+
+
+def test_within_radius_near_a_pole_runs():
+    found = queries.within_radius(Tree.objects.all(), latitude=89.999, longitude=0, radius_m=5000)
+    assert list(found) == []
+
+
+def test_in_bbox_includes_its_edges():
+    TreeFactory(tree_id=1, latitude=40.7, longitude=-73.9)
+    TreeFactory(tree_id=2, latitude=40.8, longitude=-73.8)
+    TreeFactory(tree_id=3, latitude=40.80001, longitude=-73.8)
+    box = queries.in_bbox(
+        Tree.objects.all(), min_lon=-73.9, min_lat=40.7, max_lon=-73.8, max_lat=40.8
+    )
+    assert ids(box) == [1, 2]
+
+
+def test_of_species_named_matches_either_name_ignoring_case():
+    maple = SpeciesFactory(latin_name="Acer rubrum", common_name="red maple")
+    TreeFactory(tree_id=1, species=maple)
+    TreeFactory(tree_id=2, species=SpeciesFactory(latin_name="Acer saccharum"))
+    assert ids(queries.of_species_named(Tree.objects.all(), "Red Maple")) == [1]
+    assert ids(queries.of_species_named(Tree.objects.all(), "acer RUBRUM")) == [1]
+    assert ids(queries.of_species_named(Tree.objects.all(), "Acer")) == []
+
+
+def test_species_with_tree_counts_includes_species_without_trees():
+    oak = SpeciesFactory(latin_name="Quercus alba")
+    SpeciesFactory(latin_name="Abies nobody")
+    TreeFactory.create_batch(3, species=oak)
+    counts = {s.latin_name: s.tree_count for s in queries.species_with_tree_counts()}
+    assert counts == {"Abies nobody": 0, "Quercus alba": 3}
+
+
+def test_tree_stats_of_an_impossible_filter_are_zeros():
+    TreeFactory(tree_id=1)
+    stats = queries.tree_stats(Tree.objects.none())
+    assert stats.total == 0
+    assert {tally.count for tally in stats.by_borough} == {0}
+
+
+def test_tree_stats_histogram_bins_are_six_inches():
+    for tree_id, dbh in enumerate([0, 5, 6, 47, 48, 200, None], start=1):
+        TreeFactory(tree_id=tree_id, tree_dbh=dbh)
+    histogram = queries.tree_stats(Tree.objects.all()).diameter_histogram
+    assert [(b.min_inches, b.count) for b in histogram if b.count] == [
+        (0, 2),
+        (6, 1),
+        (42, 1),
+        (48, 2),
+    ]
+    assert histogram[-1].max_inches is None
+
+
+def test_tree_stats_with_near_does_not_group_by_distance():
+    for tree_id in range(1, 4):
+        TreeFactory(tree_id=tree_id, **metres_north(tree_id * 10))
+    near = queries.within_radius(Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=25)
+    stats = queries.tree_stats(near)
+    assert stats.total == 2
+    assert stats.by_borough[3].value == "Queens"
+    assert stats.by_borough[3].count == 2

@@ -1,0 +1,383 @@
+"""Query parameters of the API: parsing and validation, so that a bad one is a 400 naming it.
+
+django-filter validates every parameter through a Django form field before any query runs;
+its DRF backend turns a failed validation into a 400 whose body is keyed by parameter name.
+The geographic parameters get their own form fields (BBoxField, PointField) and the queries
+themselves live in trees.queries.
+"""
+
+import copy
+import math
+from typing import NamedTuple
+
+from django import forms
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db.models import Q
+from django.http import QueryDict
+from django_filters import rest_framework as filters
+from django_filters.constants import EMPTY_VALUES
+from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError as ParameterError
+
+from trees import queries
+from trees.models import (
+    Borough,
+    CurbLocation,
+    Health,
+    Sidewalk,
+    Species,
+    Status,
+    Steward,
+    Tree,
+)
+
+# Free text is bounded: no legitimate name or address is this long, and a bound keeps a
+# hostile value from costing more than a normal one.
+MAX_TEXT_LENGTH = 200
+DEFAULT_RADIUS = 250  # metres, when `near` comes without `radius`
+SMALLINT_MAX = 32767
+BIGINT_MAX = 2**63 - 1
+
+
+class BBox(NamedTuple):
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+
+class Point(NamedTuple):
+    latitude: float
+    longitude: float
+
+
+def _numbers(value: str, names: tuple[str, ...]) -> list[float]:
+    """Comma-separated finite numbers, one for each of `names`."""
+    parts = value.split(",")
+    if len(parts) != len(names):
+        raise ValidationError(
+            f"Expected {len(names)} comma-separated numbers ({','.join(names)}), "
+            f"got {len(parts)} value(s)."
+        )
+    numbers = []
+    for name, part in zip(names, parts, strict=True):
+        try:
+            number = float(part)
+        except ValueError:
+            raise ValidationError(f"{name} is not a number: {part[:40]!r}.") from None
+        if not math.isfinite(number):
+            raise ValidationError(f"{name} must be a finite number.")
+        numbers.append(number)
+    return numbers
+
+
+def _check_latitude(name: str, value: float) -> None:
+    if not -90 <= value <= 90:
+        raise ValidationError(f"{name} must be between -90 and 90, got {value}.")
+
+
+def _check_longitude(name: str, value: float) -> None:
+    if not -180 <= value <= 180:
+        raise ValidationError(f"{name} must be between -180 and 180, got {value}.")
+
+
+class BBoxField(forms.CharField):
+    """`min_lon,min_lat,max_lon,max_lat`, as in GeoJSON; corners must not be inverted."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_TEXT_LENGTH, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return None
+        box = BBox(*_numbers(value, BBox._fields))
+        _check_longitude("min_lon", box.min_lon)
+        _check_longitude("max_lon", box.max_lon)
+        _check_latitude("min_lat", box.min_lat)
+        _check_latitude("max_lat", box.max_lat)
+        if box.min_lon > box.max_lon:
+            raise ValidationError("min_lon is greater than max_lon: the box is inverted.")
+        if box.min_lat > box.max_lat:
+            raise ValidationError("min_lat is greater than max_lat: the box is inverted.")
+        return box
+
+
+class PointField(forms.CharField):
+    """`lat,lon` in decimal degrees."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=MAX_TEXT_LENGTH, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return None
+        point = Point(*_numbers(value, ("lat", "lon")))
+        _check_latitude("lat", point.latitude)
+        _check_longitude("lon", point.longitude)
+        return point
+
+
+class IntegerFilter(filters.NumberFilter):
+    field_class = forms.IntegerField  # NumberFilter's DecimalField would let "1.5" through
+
+
+class FloatFilter(filters.NumberFilter):
+    field_class = forms.FloatField  # rejects nan and inf
+
+
+class BBoxFilter(filters.Filter):
+    field_class = BBoxField
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        return queries.in_bbox(qs, **value._asdict())
+
+
+class PointFilter(filters.Filter):
+    field_class = PointField
+
+
+def documented(filter_: filters.Filter, **schema) -> filters.Filter:
+    """Attach the OpenAPI schema of a parameter to its filter, where drf-spectacular reads it.
+
+    For the parameters whose format, bounds or example the filter's type alone cannot tell.
+    """
+    return extend_schema_field(schema)(filter_)
+
+
+def text_filter(**kwargs) -> filters.CharFilter:
+    return filters.CharFilter(max_length=MAX_TEXT_LENGTH, **kwargs)
+
+
+class FilterSet(filters.FilterSet):
+    """django-filter's FilterSet, minus copies it makes again on every request.
+
+    Measured in gunicorn, these were a third of an uncached trees/ request: django-filter
+    deep-copies all 20 filters and builds a new form class (20 new form fields, copied once
+    more by each form) for each request, though all follow from the declarations alone. So
+    the form class is built once per FilterSet class and shares its fields (SharedFields),
+    and each filter is copied shallowly: a request only sets its `model` and `parent`, and
+    re-setting `method` binds a method filter to its copy. Otherwise this is django-filter's
+    own __init__ (its version is pinned in requirements.txt).
+    """
+
+    def __init__(self, data=None, queryset=None, *, request=None, prefix=None):
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {}
+        for name, declared in self.base_filters.items():
+            filter_ = copy.copy(declared)
+            filter_.method = declared.method
+            filter_.model = queryset.model
+            filter_.parent = self
+            self.filters[name] = filter_
+
+    def get_form_class(self):
+        cls = type(self)
+        if "_form_class" not in cls.__dict__:  # each subclass builds its own
+            form_class = super().get_form_class()
+            form_class.base_fields = SharedFields(form_class.base_fields)
+            cls._form_class = form_class
+        return cls._form_class
+
+
+class SharedFields(dict):
+    """A form's fields, shared by every instance instead of deep-copied into each one.
+
+    Django copies them so that one form's changes (say, a widget's attributes while it is
+    rendered) cannot leak into the next; these forms are only ever validated, which changes
+    no field, and their copying was a tenth of an uncached trees/ request.
+    """
+
+    def __deepcopy__(self, memo):
+        return dict(self)
+
+
+class TreeFilterForm(forms.Form):
+    """Checks between parameters, each error reported under the parameter to change."""
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("radius") is not None and not cleaned.get("near"):
+            self.add_error("radius", "radius needs near=lat,lon.")
+        dbh_min, dbh_max = cleaned.get("dbh_min"), cleaned.get("dbh_max")
+        if dbh_min is not None and dbh_max is not None and dbh_min > dbh_max:
+            self.add_error("dbh_max", f"dbh_max ({dbh_max}) is less than dbh_min ({dbh_min}).")
+        return cleaned
+
+
+class TreeFilterSet(FilterSet):
+    """The filters of `trees/` and `stats/`. All combine with AND."""
+
+    borough = filters.ChoiceFilter(choices=Borough.choices, help_text="Borough name.")
+    zipcode = documented(
+        filters.CharFilter(
+            validators=[RegexValidator(r"^[0-9]{1,5}\Z", "Enter a ZIP code: 1 to 5 digits.")]
+        ),
+        type="string",
+        pattern=r"^[0-9]{1,5}$",
+        example="11375",
+        description="ZIP code, exactly (`83` is Central Park).",
+    )
+    nta = documented(
+        filters.CharFilter(
+            validators=[
+                RegexValidator(r"^[A-Z]{2}[0-9]{2}\Z", "Enter a 2010 NTA code such as QN17.")
+            ]
+        ),
+        type="string",
+        pattern=r"^[A-Z]{2}[0-9]{2}$",
+        example="QN17",
+        description="2010 Neighborhood Tabulation Area code, exactly.",
+    )
+    species = text_filter(
+        method="filter_species",
+        help_text="Species common or latin name, whole and ignoring case (`red maple`, "
+        "`Acer rubrum`). See `species/` for the names.",
+    )
+    species_id = documented(
+        IntegerFilter(field_name="species_id", min_value=1, max_value=BIGINT_MAX),
+        type="integer",
+        minimum=1,
+        maximum=BIGINT_MAX,
+        description="Species id, as in `species/`.",
+    )
+    health = filters.ChoiceFilter(
+        choices=Health.choices, help_text="Health of a living tree (dead trees have none)."
+    )
+    status = filters.ChoiceFilter(choices=Status.choices, help_text="Alive, Dead or Stump.")
+    steward = filters.ChoiceFilter(
+        choices=Steward.choices, help_text="Signs of stewardship seen on the tree."
+    )
+    curb_loc = filters.ChoiceFilter(
+        choices=CurbLocation.choices, help_text="Where the tree stands relative to the curb."
+    )
+    sidewalk = filters.ChoiceFilter(
+        choices=Sidewalk.choices, help_text="Whether the sidewalk next to the tree is damaged."
+    )
+    problem = text_filter(
+        field_name="problems",
+        lookup_expr="icontains",
+        help_text="Part of the problem list, ignoring case (`Stones`, `BranchLights`, ...).",
+    )
+    dbh_min = documented(
+        IntegerFilter(
+            field_name="tree_dbh", lookup_expr="gte", min_value=0, max_value=SMALLINT_MAX
+        ),
+        type="integer",
+        minimum=0,
+        maximum=SMALLINT_MAX,
+        description="Smallest trunk diameter, in inches (inclusive).",
+    )
+    dbh_max = documented(
+        IntegerFilter(
+            field_name="tree_dbh", lookup_expr="lte", min_value=0, max_value=SMALLINT_MAX
+        ),
+        type="integer",
+        minimum=0,
+        maximum=SMALLINT_MAX,
+        description="Largest trunk diameter, in inches (inclusive).",
+    )
+    bbox = documented(
+        BBoxFilter(),
+        type="string",
+        pattern=r"^[^,]+,[^,]+,[^,]+,[^,]+$",
+        example="-73.99,40.75,-73.97,40.77",
+        description="Only trees inside this box: `min_lon,min_lat,max_lon,max_lat` in decimal "
+        "degrees (GeoJSON order, corners included). The minimum of each pair must not exceed "
+        "its maximum.",
+    )
+    near = documented(
+        PointFilter(method="filter_near"),
+        type="string",
+        pattern=r"^[^,]+,[^,]+$",
+        example="40.7128,-74.0060",
+        description="Only trees within `radius` metres of this point: `lat,lon` in decimal "
+        "degrees (latitude first). Each tree then carries its `distance` in metres, and "
+        "`ordering=distance` lists the nearest first.",
+    )
+    radius = documented(
+        FloatFilter(
+            method="filter_radius",
+            min_value=1,
+            max_value=lambda: settings.API_MAX_RADIUS,
+        ),
+        type="number",
+        minimum=1,
+        maximum=settings.API_MAX_RADIUS,
+        default=DEFAULT_RADIUS,
+        description=f"Radius in metres for `near` (default {DEFAULT_RADIUS}, at most "
+        f"{settings.API_MAX_RADIUS}).",
+    )
+
+    class Meta:
+        model = Tree
+        fields = []  # all declared above, each with its own validation
+        form = TreeFilterForm
+
+    def filter_species(self, queryset, name, value):
+        return queries.of_species_named(queryset, value)
+
+    def filter_near(self, queryset, name, value):
+        radius = self.form.cleaned_data.get("radius") or DEFAULT_RADIUS
+        return queries.within_radius(
+            queryset, latitude=value.latitude, longitude=value.longitude, radius_m=radius
+        )
+
+    def filter_radius(self, queryset, name, value):
+        return queryset  # applied by filter_near, together with the point
+
+
+class SpeciesFilterSet(FilterSet):
+    search = text_filter(
+        method="filter_search",
+        help_text="Part of the common or latin name, ignoring case (`maple`, `Quercus`).",
+    )
+    ordering = filters.OrderingFilter(
+        fields=["latin_name", "common_name", "tree_count"],
+        help_text="Sort order; prefix `-` for descending. Default `latin_name`.",
+    )
+
+    class Meta:
+        model = Species
+        fields = []
+
+    def filter_search(self, queryset, name, value):
+        return queryset.filter(Q(common_name__icontains=value) | Q(latin_name__icontains=value))
+
+
+class KnownParametersFilterBackend(filters.DjangoFilterBackend):
+    """django-filter's backend, which also answers 400 to a parameter the endpoint doesn't take.
+
+    A misspelt filter (`?borogh=Queens`) would otherwise be ignored and silently return every
+    tree, and every ignored spelling would be one more cache entry for the same answer.
+    """
+
+    def filter_queryset(self, request, queryset, view):
+        known = known_parameters(view, self.get_filterset_class(view, queryset))
+        unknown = sorted(set(request.query_params) - known)
+        if unknown:
+            takes = ", ".join(sorted(known))
+            raise ParameterError(
+                {name: [f"Unknown parameter. This endpoint takes: {takes}."] for name in unknown}
+            )
+        return super().filter_queryset(request, queryset, view)
+
+
+def known_parameters(view, filterset_class) -> set[str]:
+    names = {"format"}
+    if filterset_class is not None:
+        names |= set(filterset_class.base_filters)
+    paginator = getattr(view, "paginator", None)
+    names |= set(getattr(paginator, "query_parameters", ()))
+    return names

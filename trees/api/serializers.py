@@ -1,0 +1,192 @@
+"""Output shapes of the API. Nothing here queries: the views hand in what to show."""
+
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+from trees.models import Borough, Health, Species, Status, Tree
+
+
+class SpeciesSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Species
+        fields = ["id", "latin_name", "common_name"]
+
+
+class SpeciesSerializer(serializers.ModelSerializer):
+    tree_count = serializers.IntegerField(read_only=True, help_text="Trees of this species.")
+
+    class Meta:
+        model = Species
+        fields = ["id", "latin_name", "common_name", "tree_count"]
+
+
+class TreeSerializer(serializers.ModelSerializer):
+    """A tree in a list: what it is, where, and the attributes the filters look at.
+
+    It reads the dict rows of queries.tree_summaries(), not model instances.
+    """
+
+    species = SpeciesSummarySerializer(allow_null=True, read_only=True)
+    distance = serializers.FloatField(
+        allow_null=True,
+        read_only=True,
+        help_text="Metres from the `near` point; null without `near`.",
+    )
+
+    class Meta:
+        model = Tree
+        fields = [
+            "tree_id",
+            "status",
+            "health",
+            "species",
+            "tree_dbh",
+            "stump_diam",
+            "curb_loc",
+            "steward",
+            "guards",
+            "sidewalk",
+            "problems",
+            "address",
+            "zipcode",
+            "borough",
+            "nta",
+            "latitude",
+            "longitude",
+            "surveyed_on",
+            "distance",
+        ]
+
+    def to_representation(self, row: dict) -> dict:
+        """The dict DRF's fields would build from the model (a test holds them equal).
+
+        Made directly because DRF's per-field machinery, some 20 calls per field, was the
+        next largest cost of a page of 50 trees. Dates stay dates: the encoder writes ISO.
+        """
+        data = {}
+        for name in self.Meta.fields:
+            if name == "species":
+                data[name] = (
+                    None
+                    if row["species_id"] is None
+                    else {
+                        "id": row["species_id"],
+                        "latin_name": row["species_latin_name"],
+                        "common_name": row["species_common_name"],
+                    }
+                )
+            else:
+                data[name] = row.get(name)  # `distance` only with `near`
+        return data
+
+
+class TreeDetailSerializer(serializers.ModelSerializer):
+    """Everything the census says about one tree."""
+
+    species = SpeciesSummarySerializer(allow_null=True, read_only=True)
+
+    class Meta:
+        model = Tree
+        exclude = []  # every field (the GeoJSON properties below leave out the coordinates)
+
+
+# --- Statistics --------------------------------------------------------------------------------
+
+
+class BoroughCountSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(choices=Borough.choices)
+    count = serializers.IntegerField()
+
+
+class StatusCountSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(choices=Status.choices)
+    count = serializers.IntegerField()
+
+
+class HealthCountSerializer(serializers.Serializer):
+    value = serializers.ChoiceField(
+        choices=Health.choices, allow_null=True, help_text="null: not recorded (dead, stump)."
+    )
+    count = serializers.IntegerField()
+
+
+class SpeciesCountSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    latin_name = serializers.CharField()
+    common_name = serializers.CharField()
+    count = serializers.IntegerField()
+
+
+class DiameterBinSerializer(serializers.Serializer):
+    min_inches = serializers.IntegerField(help_text="Smallest diameter in the bin.")
+    max_inches = serializers.IntegerField(
+        allow_null=True, help_text="Diameters are below this; null for the last, open bin."
+    )
+    count = serializers.IntegerField()
+
+
+@extend_schema_serializer(many=False)  # the body of a list action, but one object
+class TreeStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Trees matching the filters.")
+    by_borough = BoroughCountSerializer(many=True)
+    by_status = StatusCountSerializer(many=True)
+    by_health = HealthCountSerializer(many=True)
+    top_species = SpeciesCountSerializer(many=True, help_text="The ten most common species.")
+    diameter_histogram = DiameterBinSerializer(
+        many=True,
+        help_text="Trunk diameters in 6-inch bins; trees without a diameter are left out.",
+    )
+
+
+# --- Shapes only for the schema: what trees.api.renderers and trees.api.errors produce ----------
+
+
+class ErrorSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="The HTTP status, repeated.")
+    detail = serializers.CharField(help_text="What went wrong, for people.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Invalid query parameters: each name with what is wrong with it.",
+    )
+
+
+class PointSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["Point"])
+    coordinates = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=2,
+        max_length=2,
+        help_text="[longitude, latitude], in that order (GeoJSON).",
+    )
+
+
+class TreePropertiesSerializer(TreeSerializer):
+    class Meta(TreeSerializer.Meta):
+        fields = [f for f in TreeSerializer.Meta.fields if f not in ("latitude", "longitude")]
+
+
+class TreeDetailPropertiesSerializer(TreeDetailSerializer):
+    class Meta(TreeDetailSerializer.Meta):
+        exclude = ["latitude", "longitude"]
+
+
+class TreeFeatureSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["Feature"])
+    id = serializers.IntegerField(help_text="The tree_id.")
+    geometry = PointSerializer()
+    properties = TreePropertiesSerializer()
+
+
+class TreeDetailFeatureSerializer(TreeFeatureSerializer):
+    properties = TreeDetailPropertiesSerializer()
+
+
+@extend_schema_serializer(many=False)  # a list endpoint, but this is the whole body
+class TreeFeatureCollectionSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = TreeFeatureSerializer(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
+    previous = serializers.URLField(
+        allow_null=True, help_text="The previous page; null on the first."
+    )

@@ -1,0 +1,127 @@
+"""The API's viewsets: declarations only. Queries live in trees.queries, validation in
+trees.api.filters, response caching in trees.api.caching."""
+
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import viewsets
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from trees import queries
+from trees.api import serializers
+from trees.api.caching import CachedResponseMixin
+from trees.api.filters import SpeciesFilterSet, TreeFilterSet
+from trees.api.pagination import TreeCursorPagination
+from trees.api.renderers import GeoJSONRenderer
+from trees.models import Tree
+
+ERROR = serializers.ErrorSerializer
+COMMON_RESPONSES = {
+    304: OpenApiResponse(description="Not modified: the ETag or date you sent is current."),
+    400: OpenApiResponse(ERROR, description="A query parameter is invalid; `errors` says which."),
+    429: OpenApiResponse(ERROR, description="Too many requests; retry after `Retry-After` s."),
+}
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+FORMAT = OpenApiParameter(
+    "format",
+    str,
+    enum=["json", "geojson"],
+    description="`geojson` for GeoJSON (as does `Accept: application/geo+json`); default `json`.",
+)
+# A database id: digits, and few enough to fit a bigint (anything else is a JSON 404).
+ID_PATTERN = r"[0-9]{1,18}"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List trees",
+        description="Trees matching every filter given, paged by cursor in `tree_id` order "
+        "(or by distance from `near`). JSON by default; GeoJSON FeatureCollection with "
+        "`format=geojson` or `Accept: application/geo+json`.",
+        parameters=[FORMAT],
+        responses={
+            (200, JSON): serializers.TreeSerializer,
+            (200, GEOJSON): serializers.TreeFeatureCollectionSerializer,
+            **COMMON_RESPONSES,
+        },
+    ),
+    retrieve=extend_schema(
+        summary="One tree",
+        description="Everything the census says about one tree; a GeoJSON Feature with "
+        "`format=geojson`.",
+        parameters=[FORMAT],
+        responses={
+            (200, JSON): serializers.TreeDetailSerializer,
+            (200, GEOJSON): serializers.TreeDetailFeatureSerializer,
+            404: OpenApiResponse(ERROR, description="No tree has this id."),
+            **COMMON_RESPONSES,
+        },
+    ),
+)
+class TreeViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = queries.trees()
+    filterset_class = TreeFilterSet
+    pagination_class = TreeCursorPagination
+    renderer_classes = [JSONRenderer, GeoJSONRenderer]
+    lookup_value_regex = ID_PATTERN
+
+    # A list reads dict rows with a few columns, one tree all of them (see the serializers).
+    # Built once: composing this queryset anew cost more than cloning it.
+    summaries = queries.tree_summaries()
+
+    def get_queryset(self):
+        return self.summaries.all() if self.action == "list" else super().get_queryset()
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return serializers.TreeSerializer
+        return serializers.TreeDetailSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List species",
+        description="Every species with its number of trees, by latin name unless `ordering` "
+        "says otherwise. Use `id` as `species_id` in `trees/` and `stats/`.",
+        responses={200: serializers.SpeciesSerializer(many=True), **COMMON_RESPONSES},
+    ),
+    retrieve=extend_schema(
+        summary="One species",
+        responses={
+            200: serializers.SpeciesSerializer,
+            404: OpenApiResponse(ERROR, description="No species has this id."),
+            **COMMON_RESPONSES,
+        },
+    ),
+)
+class SpeciesViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
+    queryset = queries.species_with_tree_counts()
+    serializer_class = serializers.SpeciesSerializer
+    filterset_class = SpeciesFilterSet
+    pagination_class = None  # about 130 species: one short list
+    lookup_value_regex = ID_PATTERN
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Tree statistics",
+        description="Counts of the trees matching the filters (the same as `trees/`): by "
+        "borough, status and health, the ten most common species, and a histogram of trunk "
+        "diameters.",
+        responses={200: serializers.TreeStatsSerializer, **COMMON_RESPONSES},
+    )
+)
+class StatsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
+    queryset = Tree.objects.all()
+    serializer_class = serializers.TreeStatsSerializer
+    filterset_class = TreeFilterSet
+    pagination_class = None
+
+    def list(self, request):
+        stats = queries.tree_stats(self.filter_queryset(self.get_queryset()))
+        return Response(self.get_serializer(stats).data)
