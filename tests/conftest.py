@@ -28,7 +28,15 @@ def _isolated_settings():
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Each test starts with an empty cache namespace (only this session's keys go)."""
+    """Each test starts with an empty cache namespace (only this session's keys go).
+
+    The API's in-process copy of recent responses goes too: every test's database starts
+    again at data version 1, so keys from one test would name another test's data.
+    """
+    from trees.api.caching import recent
+
     cache.delete_pattern("*")
+    recent.clear()
     yield
     cache.delete_pattern("*")
+    recent.clear()
