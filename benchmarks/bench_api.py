@@ -20,7 +20,8 @@ What it does:
    "Uncached" scenarios give every request its own URL (a random cursor, point or a no-op
    filter value), so none is a cache hit.
 4. Prints a table with the target next to each figure, writes it as JSON under
-   benchmarks/results/, and stops gunicorn on exit, Ctrl-C included.
+   benchmarks/results/, and on exit, Ctrl-C included, stops gunicorn and deletes the
+   responses it cached (its own key prefix only: the Redis may be shared).
 
 The load generator and the server share this machine's cores: compare ratios within a run.
 """
@@ -44,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,11 +157,15 @@ class Server:
     def __init__(self, database_url: str, port: int, static_root: Path) -> None:
         self.base = f"http://127.0.0.1:{port}"
         self.database_url = database_url
+        self.cache_prefix = f"bench-api-{uuid.uuid4().hex[:12]}"
         self.env = django_env(
             database_url,
             ALLOWED_HOSTS="127.0.0.1,localhost",
             ROOT_URLCONF="benchmarks.urls",
-            CACHE_KEY_PREFIX=f"bench-api-{uuid.uuid4().hex[:12]}",
+            CACHE_KEY_PREFIX=self.cache_prefix,
+            # Uncached scenarios store tens of thousands of responses: should the cleanup in
+            # __exit__ never run, they still leave the shared Redis within the hour.
+            CACHE_TTL="3600",
             API_THROTTLE_RATE="1000000000/second",
             STATIC_ROOT=str(static_root),
             GUNICORN_WORKERS="2",
@@ -200,14 +206,26 @@ class Server:
         raise RuntimeError("gunicorn did not become ready within 30 s")
 
     def __exit__(self, *exc_info) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.delete_cached_responses()
+
+    def delete_cached_responses(self) -> None:
+        """Remove this run's keys (its own prefix only) from the Redis others share."""
+        client = redis.Redis.from_url(self.env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+        batch = []
+        for key in client.scan_iter(match=f"{self.cache_prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
 
     def staff_cookie(self) -> str:
         """Log in to the admin as a superuser, as a browser would; the session cookie."""

@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -14,13 +15,21 @@ from tests.fakes.soda import FakeSodaServer
 def _isolated_settings():
     """Give this test session its own cache namespace and plain static files.
 
-    The key prefix keeps a test run from touching a developer's cached responses (or a
-    concurrent run's), and plain static storage lets templates render without the
-    manifest that only `collectstatic` writes.
+    Tests use their own Redis database (15) under a key prefix of their own: they never
+    touch a developer's cached responses or a concurrent run's, and clearing a test's keys
+    (a SCAN) does not have to walk whatever a benchmark left in database 0. Plain static
+    storage lets templates render without the manifest that only `collectstatic` writes.
     """
     from django.conf import settings
 
-    caches = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
+    location = urlsplit(settings.CACHES["default"]["LOCATION"])._replace(path="/15").geturl()
+    caches = {
+        "default": {
+            **settings.CACHES["default"],
+            "LOCATION": location,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+        }
+    }
     storages = {
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -31,10 +40,18 @@ def _isolated_settings():
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Each test starts with an empty cache namespace (only this session's keys go)."""
+    """Each test starts with an empty cache namespace (only this session's keys go).
+
+    The API's in-process copy of recent responses goes too: every test's database starts
+    again at data version 1, so keys from one test would name another test's data.
+    """
+    from trees.api.caching import recent
+
     cache.delete_pattern("*")
+    recent.clear()
     yield
     cache.delete_pattern("*")
+    recent.clear()
 
 
 @pytest.fixture

@@ -191,3 +191,23 @@ def test_a_wrong_version_guess_is_never_served(api_client, census, monkeypatch):
 
     assert response.json()["tree_id"] == 101
     assert caching._last_version == current
+
+
+def test_recent_responses_stay_within_their_budget():
+    recent = caching.RecentResponses(max_bytes=100)
+    for n in range(10):
+        recent.put(f"k{n}", ("application/json", b"x" * 20))
+    assert recent.size <= 100
+    assert recent.get("k9") is not None
+    assert recent.get("k0") is None  # the oldest went first
+    recent.put("big", ("application/json", b"x" * 60))  # over a quarter of the budget
+    assert recent.get("big") is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_remembered_response_is_not_served_after_a_change(api_client, census):
+    # The in-process copy is keyed by data version as Redis is: a change moves past it.
+    api_client.get(f"{TREES}101/")
+    assert api_client.get(f"{TREES}101/")["X-Cache"] == "HIT"
+    change_like_a_sync(101, health="Poor")
+    assert api_client.get(f"{TREES}101/").json()["health"] == "Poor"

@@ -34,6 +34,7 @@ def command_env(soda_url: str = "http://127.0.0.1:1", **extra: str) -> dict[str,
         "SECRET_KEY": "test-" + "k" * 60,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
         f"{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": settings.CACHES["default"]["LOCATION"],
         "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "SOCRATA_URL": soda_url,
         "SOCRATA_MAX_ATTEMPTS": "2",

@@ -24,6 +24,7 @@ is down, nobody is throttled, the version comes from Postgres, and every view ru
 
 import functools
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,6 +45,42 @@ from trees.api.negotiation import FormatNegotiation, requested_format
 _last_version: int | None = None
 
 
+class RecentResponses:
+    """Responses this process sent lately, under the same keys as in Redis, within a budget.
+
+    A hit then costs one small Redis read (the count and the version) instead of copying the
+    whole body out of Redis again. The keys carry the data version, so an entry can never be
+    stale: after a sync it is simply never asked for again, and gives way to newer ones.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self.size = 0
+
+    def get(self, key: str) -> tuple[str, bytes] | None:
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
+        return entry
+
+    def put(self, key: str, entry: tuple[str, bytes]) -> None:
+        if key in self.entries or len(entry[1]) > self.max_bytes // 4:
+            return
+        self.entries[key] = entry
+        self.size += len(entry[1])
+        while self.size > self.max_bytes:
+            _, evicted = self.entries.popitem(last=False)
+            self.size -= len(evicted[1])
+
+    def clear(self) -> None:
+        self.entries.clear()
+        self.size = 0
+
+
+recent = RecentResponses(max_bytes=8 * 1024 * 1024)
+
+
 @dataclass(frozen=True)
 class Lookup:
     wait: int | None  # seconds the client must wait, or None
@@ -56,22 +93,26 @@ def lookup(request: HttpRequest, key_for: Callable[[int], str]) -> Lookup:
     global _last_version
     guess = _last_version
     backend = caches["default"]  # once: each `cache.` goes through a thread-local lookup
-    version_key = backend.make_key(data_cache.DATA_VERSION_KEY)
-    guessed_key = backend.make_key(key_for(guess)) if guess is not None else version_key
+    remembered = recent.get(key_for(guess)) if guess is not None else None
+    reads = [backend.make_key(data_cache.DATA_VERSION_KEY)]
+    if guess is not None and remembered is None:
+        reads.append(backend.make_key(key_for(guess)))
     try:
-        wait, (raw_version, guessed) = throttling.count_and_read(
-            request, version_key, guessed_key, backend=backend
-        )
+        wait, (raw_version, *guessed) = throttling.count_and_read(request, *reads, backend=backend)
     except RedisError as exc:
         throttling.log_redis_unavailable(exc)
         return Lookup(None, data_cache.data_version(), None)
 
     version = _decode_version(backend, raw_version)
     if version.number == guess:
-        cached = backend.client.decode(guessed) if guessed is not None else None
+        cached = remembered
+        if cached is None and guessed[0] is not None:
+            cached = backend.client.decode(guessed[0])
     else:
-        cached = backend.get(key_for(version.number))
         _last_version = version.number
+        cached = recent.get(key_for(version.number)) or backend.get(key_for(version.number))
+    if cached is not None:
+        recent.put(key_for(version.number), cached)
     return Lookup(wait, version, cached)
 
 
@@ -138,7 +179,9 @@ class ResponseCacheMiddleware:
             response = self.get_response(request)
             if response.status_code != 200:
                 return response
-            cache.set(key, (response["Content-Type"], response.content))
+            entry = (response["Content-Type"], response.content)
+            cache.set(key, entry)
+            recent.put(key, entry)
             response["X-Cache"] = "MISS"
         return _with_validators(response, etag, last_modified)
 
