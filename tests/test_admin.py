@@ -190,7 +190,7 @@ def test_saving_a_tree_bumps_the_data_version(census, rf, admin_user):
     request = rf.post("/")
     request.user = admin_user
     admin.site._registry[Tree].save_model(request, tree, form=None, change=True)
-    assert data_version_number() == before + 1
+    assert data_version_number() > before
     assert Tree.objects.get(pk=tree.pk).health == "Poor"
 
 
@@ -198,7 +198,7 @@ def test_deleting_a_tree_bumps_the_data_version(admin_client, census):
     before = data_version_number()
     url = reverse("admin:trees_tree_delete", args=[census["dead"].pk])
     assert admin_client.post(url, {"post": "yes"}).status_code == 302
-    assert data_version_number() == before + 1
+    assert data_version_number() > before
 
 
 def test_bulk_delete_bumps_the_data_version(admin_client, census):
@@ -212,7 +212,7 @@ def test_bulk_delete_bumps_the_data_version(admin_client, census):
         },
     )
     assert response.status_code == 302
-    assert data_version_number() == before + 1
+    assert data_version_number() > before
     assert Tree.objects.count() == 2
 
 
@@ -222,4 +222,4 @@ def test_renaming_a_species_bumps_the_data_version(admin_client, census):
     url = reverse("admin:trees_species_change", args=[species.pk])
     response = admin_client.post(url, {"latin_name": species.latin_name, "common_name": "oak"})
     assert response.status_code == 302
-    assert data_version_number() == before + 1
+    assert data_version_number() > before

@@ -31,7 +31,7 @@ def test_bump_publishes_only_after_commit():
         data_cache.bump_data_version()
         # Other processes still see the old rows, so Redis keeps the old number.
         assert data_cache.Version.parse(cache.get(data_cache.DATA_VERSION_KEY)).number == before
-    assert data_cache.data_version().number == before + 1
+    assert data_cache.data_version().number > before
 
 
 @pytest.mark.django_db(transaction=True)

@@ -367,7 +367,7 @@ def test_data_version_changes_only_when_data_does(small_server):
     assert cache.data_version().number == after_first
     small_server.update_rows(3, health="Poor")
     sync_from(small_server)
-    assert cache.data_version().number == after_first + 1
+    assert cache.data_version().number > after_first
 
 
 def test_dry_run_writes_nothing_but_reports_what_it_would_do(small_server):

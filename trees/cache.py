@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from trees.models import DataVersion
+from trees.models import DataVersion, microseconds_now
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ def bump_data_version() -> None:
     processes still see the old rows, so they must keep the old version too.
     """
     changed = DataVersion.objects.filter(pk=DataVersion.SINGLETON_PK).update(
-        version=F("version") + 1, changed_at=timezone.now()
+        version=Greatest(F("version") + 1, Value(microseconds_now())), changed_at=timezone.now()
     )
     if not changed:
-        DataVersion.objects.create(pk=DataVersion.SINGLETON_PK, version=2)
+        DataVersion.objects.create(pk=DataVersion.SINGLETON_PK)
     transaction.on_commit(publish_data_version)
 
 

@@ -9,6 +9,8 @@ The 1995 and 2005 censuses and the Parks live inventory will arrive as their own
 beside `Tree` (their fields and vocabularies differ), sharing `Species` where names match.
 """
 
+import time
+
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
@@ -262,16 +264,23 @@ class SyncRun(models.Model):
         return self.finished_at - self.started_at
 
 
-class DataVersion(models.Model):
-    """A single row counting changes to the census data; the API's cache keys carry it.
+def microseconds_now() -> int:
+    return time.time_ns() // 1000
 
-    The sync increments it in the same transaction as the rows it changes, so the number
-    in Postgres always matches the data. Redis keeps a copy for the hot path (trees.cache).
+
+class DataVersion(models.Model):
+    """A single row whose number changes with the census data; the API's cache keys carry it.
+
+    The sync raises it in the same transaction as the rows it changes, so the number in
+    Postgres always matches the data. Redis keeps a copy for the hot path (trees.cache).
+    Numbers are at least the time in microseconds, so a database created anew, or restored
+    from a backup and then changed, never reuses a number that may still name cached
+    responses of other data.
     """
 
     SINGLETON_PK = 1
 
-    version = models.BigIntegerField(default=1)
+    version = models.BigIntegerField(default=microseconds_now)
     changed_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

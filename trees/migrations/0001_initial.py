@@ -6,6 +6,8 @@ import django.db.models.deletion
 import django.db.models.functions.text
 from django.db import migrations, models
 
+import trees.models
+
 
 def create_data_version(apps, schema_editor):
     """The single row that trees.cache bumps; it must exist before the first sync."""
@@ -27,7 +29,7 @@ class Migration(migrations.Migration):
             name='DataVersion',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.BigIntegerField(default=1)),
+                ('version', models.BigIntegerField(default=trees.models.microseconds_now)),
                 ('changed_at', models.DateTimeField(auto_now_add=True)),
             ],
         ),
