@@ -142,7 +142,7 @@ def varied_census(db):
 
 def sql_counts(column: str, where: str = "TRUE") -> dict:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {column}, count(*) FROM trees_tree WHERE {where} GROUP BY 1")  # noqa: S608
+        cursor.execute(f"SELECT {column}, count(*) FROM trees_tree WHERE {where} GROUP BY 1")
         return dict(cursor.fetchall())
 
 
