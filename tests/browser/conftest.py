@@ -7,9 +7,9 @@ process on the test database, filled by a real sync from the fake SODA server; t
 downloads a browser of its own here.
 
 Chromium reaches the live server as http://trees.test:<port>/ (a host-resolver rule maps the
-name to 127.0.0.1), not as localhost: some browser code behaves differently on localhost
-(Swagger UI skips its external validator badge there, for one), and the tests must see what
-a visitor of a real host name sees.
+name to 127.0.0.1), not as localhost, which browsers and page scripts treat specially (Swagger
+UI shows no external validator badge there, for one): the tests see what a visitor of a real
+host name sees. Chromium is told to treat that origin as secure, as HTTPS would be.
 
 Every test gets a fresh browser with an empty profile. Playwright's sync API keeps an event
 loop running in this thread while it is open, which Django's ORM refuses to work under, so
@@ -70,7 +70,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 class Site:
     """The live site and what the tests expect to see in it, read from the database."""
 
-    url: str  # http://trees.test:<port>
+    url: str  # http://trees.test:<port>, for the browser
+    live_url: str  # http://localhost:<port>, for other clients
     run: SyncRun  # the sync that filled it
     tree: Tree  # a tree with an address and a species, to search for and open
     borough: str
@@ -123,6 +124,7 @@ def site(live_server, soda_server_factory, transactional_db, settings) -> Site:
     port = urlsplit(live_server.url).port
     return Site(
         url=f"http://{SITE_HOST}:{port}",
+        live_url=live_server.url,
         run=run,
         tree=tree,
         borough=borough,
@@ -189,9 +191,11 @@ def browser(site: Site, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         finally:
             reports = request.node.stash.get(REPORTS, {})
             if any(report.failed for report in reports.values()):
-                path = SCREENSHOTS / f"{name}-failed.png"
-                browser.page.screenshot(path=path, full_page=True)
-                print(f"screenshot of the failure: {path}")
+                # What was in view when it failed, and the whole page for context.
+                for suffix, full_page in (("failed", False), ("failed-full", True)):
+                    path = SCREENSHOTS / f"{name}-{suffix}.png"
+                    browser.page.screenshot(path=path, full_page=full_page)
+                    print(f"screenshot of the failure: {path}")
             context.close()
 
 

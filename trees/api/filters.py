@@ -145,7 +145,9 @@ class PointFilter(filters.Filter):
 def documented(filter_: filters.Filter, **schema) -> filters.Filter:
     """Attach the OpenAPI schema of a parameter to its filter, where drf-spectacular reads it.
 
-    For the parameters whose format, bounds or example the filter's type alone cannot tell.
+    For the parameters whose format or bounds the filter's type alone cannot tell. Examples go
+    in the description, not as `example`: Swagger UI fills examples in when a visitor clicks
+    "Try it out", and the filters' examples together match no tree.
     """
     return extend_schema_field(schema)(filter_)
 
@@ -226,8 +228,7 @@ class TreeFilterSet(FilterSet):
         ),
         type="string",
         pattern=r"^[0-9]{1,5}$",
-        example="11375",
-        description="ZIP code, exactly (`83` is Central Park).",
+        description="ZIP code, exactly, e.g. `11375` (`83` is Central Park).",
     )
     nta = documented(
         filters.CharFilter(
@@ -237,8 +238,7 @@ class TreeFilterSet(FilterSet):
         ),
         type="string",
         pattern=r"^[A-Z]{2}[0-9]{2}$",
-        example="QN17",
-        description="2010 Neighborhood Tabulation Area code, exactly.",
+        description="2010 Neighborhood Tabulation Area code, exactly, e.g. `QN17`.",
     )
     species = text_filter(
         method="filter_species",
@@ -292,19 +292,17 @@ class TreeFilterSet(FilterSet):
         BBoxFilter(),
         type="string",
         pattern=r"^[^,]+,[^,]+,[^,]+,[^,]+$",
-        example="-73.99,40.75,-73.97,40.77",
         description="Only trees inside this box: `min_lon,min_lat,max_lon,max_lat` in decimal "
-        "degrees (GeoJSON order, corners included). The minimum of each pair must not exceed "
-        "its maximum.",
+        "degrees (GeoJSON order, corners included), e.g. `-73.99,40.75,-73.97,40.77`. The "
+        "minimum of each pair must not exceed its maximum.",
     )
     near = documented(
         PointFilter(method="filter_near"),
         type="string",
         pattern=r"^[^,]+,[^,]+$",
-        example="40.7128,-74.0060",
         description="Only trees within `radius` metres of this point: `lat,lon` in decimal "
-        "degrees (latitude first). Each tree then carries its `distance` in metres, and "
-        "`ordering=distance` lists the nearest first.",
+        "degrees (latitude first), e.g. `40.7128,-74.0060`. Each tree then carries its "
+        "`distance` in metres, and `ordering=distance` lists the nearest first.",
     )
     radius = documented(
         FloatFilter(
@@ -315,9 +313,10 @@ class TreeFilterSet(FilterSet):
         type="number",
         minimum=1,
         maximum=settings.API_MAX_RADIUS,
-        default=DEFAULT_RADIUS,
+        # The default is in the words only: as a schema `default`, Swagger UI would send it
+        # with every "Try it out", and radius without near is a 400.
         description=f"Radius in metres for `near` (default {DEFAULT_RADIUS}, at most "
-        f"{settings.API_MAX_RADIUS}).",
+        f"{settings.API_MAX_RADIUS}); only with `near`.",
     )
 
     class Meta:
