@@ -32,10 +32,8 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, sync_playwright
 
-from tests.fakes.soda import FakeSodaServer
-from trees import sync
+from tests.live import sync_census
 from trees.models import SyncRun, Tree
-from trees.socrata import SocrataClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -82,13 +80,7 @@ class Site:
 @pytest.fixture
 def site(live_server, soda_server_factory, transactional_db, settings) -> Site:
     """The live server with a synced census and a staff user; the browser starts after it."""
-    soda: FakeSodaServer = soda_server_factory(rows=ROWS, seed=7)
-    client = SocrataClient(soda.url, backoff_factor=0.001, backoff_max=0.01)
-    run = sync.run(
-        source=sync.SocrataSource(client=client, dataset=soda.dataset), dataset=soda.dataset
-    )
-    assert run.status == SyncRun.Status.SUCCEEDED
-    assert run.rows_inserted == ROWS
+    run = sync_census(soda_server_factory, rows=ROWS)
     get_user_model().objects.create_superuser(
         STAFF_USERNAME, "curator@example.org", STAFF_PASSWORD
     )
