@@ -73,9 +73,7 @@ def _numbers(value: str, names: tuple[str, ...]) -> list[float]:
     numbers = []
     for name, part in zip(names, parts, strict=True):
         if not DECIMAL.fullmatch(part):
-            raise ValidationError(
-                f"{name} is not a decimal number such as -73.97: {part[:40]!r}."
-            )
+            raise ValidationError(f"{name} is not a decimal number such as -73.97: {part[:40]!r}.")
         numbers.append(float(part))  # finite: DECIMAL has no exponent, inf or nan
     return numbers
 
@@ -160,11 +158,13 @@ def documented(filter_: filters.Filter, **schema) -> filters.Filter:
 
 
 def text_filter(*, help_text: str, **kwargs) -> filters.CharFilter:
+    """Free text: 1 to MAX_TEXT_LENGTH characters, any but NUL (which Django's forms refuse)."""
     return documented(
         filters.CharFilter(max_length=MAX_TEXT_LENGTH, **kwargs),
         type="string",
         minLength=1,
         maxLength=MAX_TEXT_LENGTH,
+        pattern=r"^[^\x00]+$",
         description=help_text,
     )
 

@@ -2,9 +2,9 @@
 
 A page is `WHERE tree_id > <last one seen> ORDER BY tree_id LIMIT n`: one range of an index,
 whatever the depth, where OFFSET would read and throw away every earlier row. DRF's cursor
-pagination does this; this subclass makes it strict (a bad `page_size` or `ordering` is
-a 400 naming it, where DRF clamps or ignores it; a cursor no response gave is DRF's 404) and limits the
-orderings to the ones keyset paging is right for.
+pagination does this; this subclass makes it strict (a bad `page_size` or `ordering` is a
+400 naming it, where DRF clamps or ignores it; a cursor no response gave is DRF's 404) and
+limits the orderings to the ones keyset paging is right for.
 """
 
 import math
