@@ -137,12 +137,12 @@ class Browser:
     console_errors: list[str] = field(default_factory=list)
     _shots: int = 0
 
-    def screenshot(self, label: str) -> None:
-        """One screenshot of the page as it is now, when SCREENSHOTS=all."""
+    def screenshot(self, label: str, *, page: Page | None = None, full_page: bool = True) -> None:
+        """One screenshot of the page (or a popup) as it is now, when SCREENSHOTS=all."""
         if os.environ.get("SCREENSHOTS") == "all":
             self._shots += 1
             path = SCREENSHOTS / f"{self.screenshot_name}-{self._shots:02d}-{label}.png"
-            self.page.screenshot(path=path, full_page=True)
+            (page or self.page).screenshot(path=path, full_page=full_page)
 
     def log_in(self) -> None:
         """Log into the admin through its login form, as a member of staff would."""

@@ -106,6 +106,7 @@ def test_open_a_tree_and_its_species(browser: Browser):
     species_page = popup_info.value
     expect(species_page.locator("#id_latin_name")).to_have_value(tree.species.latin_name)
     expect(species_page.locator("#id_common_name")).to_have_value(tree.species.common_name)
+    browser.screenshot("species-popup", page=species_page)
     assert browser.console_errors == []
 
 

@@ -74,8 +74,8 @@ def test_try_a_filtered_query_from_swagger_ui(browser: Browser):
     )
     body = trees.locator(".live-responses-table .response-col_description pre").first
     expect(body).to_contain_text('"tree_id"')
-    trees.scroll_into_view_if_needed()
-    browser.screenshot("swagger-ui-tried")
+    body.scroll_into_view_if_needed()
+    browser.screenshot("swagger-ui-tried", full_page=False)
     results = json.loads(body.inner_text())["results"]
     assert len(results) == 5
     assert {tree["borough"] for tree in results} == {site.borough}
