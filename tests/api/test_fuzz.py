@@ -7,6 +7,11 @@ says; valid input accepted, invalid input rejected). Generation is deterministic
 cases every run) with FUZZ_EXAMPLES cases per operation and phase: a few dozen in
 `make test`, as many as you like with `make fuzz` (README "Fuzzing").
 
+The command line rather than schemathesis's pytest integration: the integration's lazy
+schema (`from_fixture`, which a live server's URL needs) sets pytest's private
+`Node._nodeid`, which pytest 9.2 no longer has. The command line is also what `make fuzz`
+and a fuzz of any other server use, and its HAR report shows what was sent.
+
 The live server runs in a thread of this process on the test database, filled by a real
 sync, and every request goes over HTTP through the whole middleware stack, response cache
 included. The throttle is raised for the test: the fuzzer sends hundreds of requests a

@@ -7,17 +7,19 @@ process on the test database, filled by a real sync from the fake SODA server; t
 downloads a browser of its own here.
 
 Chromium reaches the live server as http://trees.test:<port>/ (a host-resolver rule maps the
-name to 127.0.0.1), not as localhost, which browsers and page scripts treat specially (Swagger
-UI shows no external validator badge there, for one): the tests see what a visitor of a real
-host name sees. Chromium is told to treat that origin as secure, as HTTPS would be.
+name to 127.0.0.1), not as localhost, which browsers and page scripts treat specially (a
+secure context without HTTPS; Swagger UI's standalone layout skips its external validator
+badge there): the tests see what a visitor of a real host name sees. Chromium is told to
+treat that origin as secure, as HTTPS would make it.
 
 Every test gets a fresh browser with an empty profile. Playwright's sync API keeps an event
 loop running in this thread while it is open, which Django's ORM refuses to work under, so
 the browser starts only after the database work (the sync, the staff user, the facts the
 tests check against) and stops before the database is flushed.
 
-Screenshots go to test-artifacts/screenshots/: always one of the page when a test fails, and
-one per page visited when SCREENSHOTS=all.
+Screenshots go to test-artifacts/screenshots/: when a test fails, what was in view and the
+whole page (`<test>-failed.png`, `<test>-failed-full.png`); with SCREENSHOTS=all, also one per
+page the test visits.
 """
 
 import os
