@@ -1,5 +1,5 @@
 # Every target sets itself up (scripts/bootstrap is idempotent), so each works on a fresh clone.
-.PHONY: run serve test lint format superuser bench-sync bench-api docker-secrets docker-smoke
+.PHONY: run serve test fuzz journey lint format superuser bench-sync bench-api docker-secrets docker-smoke
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -20,6 +20,16 @@ serve:
 test:
 	scripts/bootstrap dev
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+## fuzz: the schema fuzzer at length (FUZZ_EXAMPLES cases per operation and phase, default 1000)
+FUZZ_EXAMPLES ?= 1000
+fuzz:
+	scripts/bootstrap dev
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) .venv/bin/pytest tests/api/test_fuzz.py -p no:cacheprovider
+
+## journey: README's "A user's journey", run for real in a fresh clone (also part of `make test`)
+journey:
+	python3 scripts/journey
 
 ## lint: ruff, as CI runs it
 lint:

@@ -6,10 +6,12 @@ Secrets may instead come from files: set NAME_FILE to a path (Docker secrets liv
 /run/secrets/) and NAME is read from that file.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,6 +72,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "trees",
 ]
 
@@ -77,6 +80,9 @@ MIDDLEWARE = [
     # First, so probes are answered whatever the Host header, HTTPS or session state.
     "trees.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before the response cache, so that cached API responses carry these headers too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # API throttling and cached responses: early, so a cached response skips what follows.
     "trees.api.caching.ResponseCacheMiddleware",
@@ -85,7 +91,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 # Only the API benchmark changes this (to benchmarks.urls, which adds its reference view).
@@ -178,6 +185,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [],
     "EXCEPTION_HANDLER": "trees.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # No OPTIONS metadata: it describes writes this API doesn't take, and an OPTIONS request
+    # is a 405 like every other method but GET and HEAD (the schema documents the API).
+    "DEFAULT_METADATA_CLASS": None,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -193,7 +203,6 @@ SPECTACULAR_SETTINGS = {
     # The docs page's JavaScript and CSS come from drf-spectacular-sidecar, served by us: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     # One named schema per vocabulary, however many fields use it.
     "ENUM_NAME_OVERRIDES": {
         "BoroughEnum": "trees.models.Borough",
@@ -211,6 +220,29 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Auth -----------------------------------------------------------------------------------
+
+# django-axes checks every login (the admin's) before Django does, and records failures in
+# Postgres: Redis here is an evicting cache, and a lockout that an eviction forgets is none.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Locked out after this many failed logins in a row for one username from one address, for
+# the cool-off period; by username and address together, so that nobody can lock a known
+# username out from elsewhere, and one address cannot guess one password forever.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The same client address as the API's throttle: X-Forwarded-For only behind trusted proxies.
+AXES_CLIENT_IP_CALLABLE = "trees.api.throttling.client_address"
+AXES_COOLOFF_MESSAGE = (
+    "Too many failed logins for this username from your address. Try again in "
+    f"{AXES_COOLOFF_TIME.total_seconds() / 60:g} minutes."
+)
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() <= 0:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be positive")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -254,6 +286,32 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# Content-Security-Policy on every response: scripts, styles, images and fonts only from this
+# site, no plugins, no framing, forms posted only here. The admin and the API docs run their
+# scripts from files (no inline script); styles need 'unsafe-inline' for the style attributes
+# Swagger UI sets, and `data:` images are its icons. The browser tests (tests/browser) fail on
+# any violation in the pages they visit.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
+    "img-src": [CSP.SELF, "data:"],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+
+# Request size. Nothing here takes uploads: the API is read-only (a POST is a 405 before its
+# body is read) and the admin's forms are small. Django answers 400 past these; gunicorn bounds
+# the request line and headers (config/gunicorn.py). The field count applies to query strings
+# too, so a URL with thousands of parameters is a 400 before any view runs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
 # --- Socrata --------------------------------------------------------------------------------
 
 SOCRATA_URL = env.str("SOCRATA_URL", default="https://data.cityofnewyork.us").rstrip("/")
@@ -285,5 +343,7 @@ LOGGING = {
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # django-axes greets every process start at INFO; its lockouts are warnings.
+        "axes.apps": {"level": "WARNING"},
     },
 }

@@ -1,11 +1,20 @@
 """URL configuration: the admin and the API (health probes are answered by middleware)."""
 
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
+
+
+def favicon(request):
+    """Browsers ask every site for /favicon.ico; without one, each visit logs a 404."""
+    return redirect(static("trees/favicon.svg"), permanent=True)
+
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("trees.api.urls")),
+    path("favicon.ico", favicon),
 ]
 
 # JSON under /api/, Django's HTML pages elsewhere.

@@ -249,3 +249,28 @@ def test_default_page_size_above_the_maximum_stops_startup():
     result = load_settings(SECRET_KEY=GOOD_KEY, API_PAGE_SIZE="500", API_MAX_PAGE_SIZE="100")
     assert result.returncode != 0
     assert "API_PAGE_SIZE" in result.stderr
+
+
+def test_login_lockout_settings_are_read_from_the_environment():
+    probe = (
+        "import json; from django.conf import settings as s; print(json.dumps(["
+        " s.AXES_FAILURE_LIMIT, s.AXES_COOLOFF_TIME.total_seconds(), s.AXES_COOLOFF_MESSAGE]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + probe],
+        cwd=ROOT,
+        env=clean_env(SECRET_KEY=GOOD_KEY, LOGIN_FAILURE_LIMIT="3", LOGIN_COOLOFF_MINUTES="30"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    limit, seconds, message = json.loads(result.stdout)
+    assert (limit, seconds) == (3, 1800)
+    assert message.endswith("Try again in 30 minutes.")
+
+
+def test_a_zero_login_cool_off_stops_startup():
+    result = load_settings(SECRET_KEY=GOOD_KEY, LOGIN_COOLOFF_MINUTES="0")
+    assert result.returncode != 0
+    assert "LOGIN_COOLOFF_MINUTES" in result.stderr

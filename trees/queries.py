@@ -288,7 +288,7 @@ def tree_stats(queryset: QuerySet[Tree], *, top_species: int = 10) -> TreeStats:
     column_of_bits = {_grouping_bits(column): column for column in _STATS_COLUMNS}
     for bits, *values, count in rows:
         if bits == _grouping_bits(None):
-            total = count
+            total = count or 0  # the () grouping set sums no rows to NULL
             continue
         column = column_of_bits[bits]
         counts[column][values[_STATS_COLUMNS.index(column)]] = count

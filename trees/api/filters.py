@@ -7,7 +7,7 @@ themselves live in trees.queries.
 """
 
 import copy
-import math
+import re
 from typing import NamedTuple
 
 from django import forms
@@ -40,6 +40,15 @@ DEFAULT_RADIUS = 250  # metres, when `near` comes without `radius`
 SMALLINT_MAX = 32767
 BIGINT_MAX = 2**63 - 1
 
+# Coordinates as the schema documents them, so that what the schema allows is exactly what
+# the API accepts (the schema fuzzer holds them to that): plain decimals without exponent,
+# sign other than `-` or leading zeros, latitude in [-90, 90] and longitude in [-180, 180].
+DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+LATITUDE = r"-?(?:90(?:\.0+)?|[1-8]?[0-9](?:\.[0-9]+)?)"
+LONGITUDE = r"-?(?:180(?:\.0+)?|(?:1[0-7][0-9]|[1-9]?[0-9])(?:\.[0-9]+)?)"
+POINT_PATTERN = f"^{LATITUDE},{LONGITUDE}$"
+BBOX_PATTERN = f"^{LONGITUDE},{LATITUDE},{LONGITUDE},{LATITUDE}$"
+
 
 class BBox(NamedTuple):
     min_lon: float
@@ -63,13 +72,9 @@ def _numbers(value: str, names: tuple[str, ...]) -> list[float]:
         )
     numbers = []
     for name, part in zip(names, parts, strict=True):
-        try:
-            number = float(part)
-        except ValueError:
-            raise ValidationError(f"{name} is not a number: {part[:40]!r}.") from None
-        if not math.isfinite(number):
-            raise ValidationError(f"{name} must be a finite number.")
-        numbers.append(number)
+        if not DECIMAL.fullmatch(part):
+            raise ValidationError(f"{name} is not a decimal number such as -73.97: {part[:40]!r}.")
+        numbers.append(float(part))  # finite: DECIMAL has no exponent, inf or nan
     return numbers
 
 
@@ -84,7 +89,11 @@ def _check_longitude(name: str, value: float) -> None:
 
 
 class BBoxField(forms.CharField):
-    """`min_lon,min_lat,max_lon,max_lat`, as in GeoJSON; corners must not be inverted."""
+    """`min_lon,min_lat,max_lon,max_lat`, as in GeoJSON.
+
+    A box whose minimum exceeds its maximum on either axis contains nothing, so it matches no
+    tree (a 200 with no trees, not a 400: every value the schema allows is a valid request).
+    """
 
     def __init__(self, **kwargs):
         super().__init__(max_length=MAX_TEXT_LENGTH, **kwargs)
@@ -98,10 +107,6 @@ class BBoxField(forms.CharField):
         _check_longitude("max_lon", box.max_lon)
         _check_latitude("min_lat", box.min_lat)
         _check_latitude("max_lat", box.max_lat)
-        if box.min_lon > box.max_lon:
-            raise ValidationError("min_lon is greater than max_lon: the box is inverted.")
-        if box.min_lat > box.max_lat:
-            raise ValidationError("min_lat is greater than max_lat: the box is inverted.")
         return box
 
 
@@ -145,13 +150,23 @@ class PointFilter(filters.Filter):
 def documented(filter_: filters.Filter, **schema) -> filters.Filter:
     """Attach the OpenAPI schema of a parameter to its filter, where drf-spectacular reads it.
 
-    For the parameters whose format, bounds or example the filter's type alone cannot tell.
+    For the parameters whose format or bounds the filter's type alone cannot tell. Examples go
+    in the description, not as `example`: Swagger UI fills examples in when a visitor clicks
+    "Try it out", and the filters' examples together match no tree.
     """
     return extend_schema_field(schema)(filter_)
 
 
-def text_filter(**kwargs) -> filters.CharFilter:
-    return filters.CharFilter(max_length=MAX_TEXT_LENGTH, **kwargs)
+def text_filter(*, help_text: str, **kwargs) -> filters.CharFilter:
+    """Free text: 1 to MAX_TEXT_LENGTH characters, any but NUL (which Django's forms refuse)."""
+    return documented(
+        filters.CharFilter(max_length=MAX_TEXT_LENGTH, **kwargs),
+        type="string",
+        minLength=1,
+        maxLength=MAX_TEXT_LENGTH,
+        pattern=r"^[^\x00]+$",
+        description=help_text,
+    )
 
 
 class FilterSet(filters.FilterSet):
@@ -203,21 +218,14 @@ class SharedFields(dict):
         return dict(self)
 
 
-class TreeFilterForm(forms.Form):
-    """Checks between parameters, each error reported under the parameter to change."""
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("radius") is not None and not cleaned.get("near"):
-            self.add_error("radius", "radius needs near=lat,lon.")
-        dbh_min, dbh_max = cleaned.get("dbh_min"), cleaned.get("dbh_max")
-        if dbh_min is not None and dbh_max is not None and dbh_min > dbh_max:
-            self.add_error("dbh_max", f"dbh_max ({dbh_max}) is less than dbh_min ({dbh_min}).")
-        return cleaned
-
-
 class TreeFilterSet(FilterSet):
-    """The filters of `trees/` and `stats/`. All combine with AND."""
+    """The filters of `trees/` and `stats/`. All combine with AND.
+
+    Every combination the schema allows is a valid request, since a schema cannot say that
+    one parameter depends on another: `dbh_min` above `dbh_max` or an inverted `bbox` match
+    no tree, and `radius` without `near` changes nothing. The schema fuzzer holds the API to
+    that (tests/api/test_fuzz.py).
+    """
 
     borough = filters.ChoiceFilter(choices=Borough.choices, help_text="Borough name.")
     zipcode = documented(
@@ -226,8 +234,7 @@ class TreeFilterSet(FilterSet):
         ),
         type="string",
         pattern=r"^[0-9]{1,5}$",
-        example="11375",
-        description="ZIP code, exactly (`83` is Central Park).",
+        description="ZIP code, exactly, e.g. `11375` (`83` is Central Park).",
     )
     nta = documented(
         filters.CharFilter(
@@ -237,8 +244,7 @@ class TreeFilterSet(FilterSet):
         ),
         type="string",
         pattern=r"^[A-Z]{2}[0-9]{2}$",
-        example="QN17",
-        description="2010 Neighborhood Tabulation Area code, exactly.",
+        description="2010 Neighborhood Tabulation Area code, exactly, e.g. `QN17`.",
     )
     species = text_filter(
         method="filter_species",
@@ -291,20 +297,18 @@ class TreeFilterSet(FilterSet):
     bbox = documented(
         BBoxFilter(),
         type="string",
-        pattern=r"^[^,]+,[^,]+,[^,]+,[^,]+$",
-        example="-73.99,40.75,-73.97,40.77",
+        pattern=BBOX_PATTERN,
         description="Only trees inside this box: `min_lon,min_lat,max_lon,max_lat` in decimal "
-        "degrees (GeoJSON order, corners included). The minimum of each pair must not exceed "
-        "its maximum.",
+        "degrees (GeoJSON order, corners included), e.g. `-73.99,40.75,-73.97,40.77`. A box "
+        "whose minimum exceeds its maximum contains no tree.",
     )
     near = documented(
         PointFilter(method="filter_near"),
         type="string",
-        pattern=r"^[^,]+,[^,]+$",
-        example="40.7128,-74.0060",
+        pattern=POINT_PATTERN,
         description="Only trees within `radius` metres of this point: `lat,lon` in decimal "
-        "degrees (latitude first). Each tree then carries its `distance` in metres, and "
-        "`ordering=distance` lists the nearest first.",
+        "degrees (latitude first), e.g. `40.7128,-74.0060`. Each tree then carries its "
+        "`distance` in metres, and `ordering=distance` lists the nearest first.",
     )
     radius = documented(
         FloatFilter(
@@ -315,15 +319,15 @@ class TreeFilterSet(FilterSet):
         type="number",
         minimum=1,
         maximum=settings.API_MAX_RADIUS,
-        default=DEFAULT_RADIUS,
+        # The default is in the words only: as a schema `default`, Swagger UI would send it
+        # with every "Try it out".
         description=f"Radius in metres for `near` (default {DEFAULT_RADIUS}, at most "
-        f"{settings.API_MAX_RADIUS}).",
+        f"{settings.API_MAX_RADIUS}); without `near` it changes nothing.",
     )
 
     class Meta:
         model = Tree
         fields = []  # all declared above, each with its own validation
-        form = TreeFilterForm
 
     def filter_species(self, queryset, name, value):
         return queries.of_species_named(queryset, value)
@@ -335,7 +339,12 @@ class TreeFilterSet(FilterSet):
         )
 
     def filter_radius(self, queryset, name, value):
-        return queryset  # applied by filter_near, together with the point
+        return queryset  # applied by filter_near, together with the point; alone, nothing
+
+
+SPECIES_ORDERINGS = [
+    f"{sign}{name}" for name in ("latin_name", "common_name", "tree_count") for sign in ("", "-")
+]
 
 
 class SpeciesFilterSet(FilterSet):
@@ -343,34 +352,46 @@ class SpeciesFilterSet(FilterSet):
         method="filter_search",
         help_text="Part of the common or latin name, ignoring case (`maple`, `Quercus`).",
     )
-    ordering = filters.OrderingFilter(
-        fields=["latin_name", "common_name", "tree_count"],
-        help_text="Sort order; prefix `-` for descending. Default `latin_name`.",
+    # One ordering, from a closed list (not django-filter's OrderingFilter, whose
+    # comma-separated list the schema can only describe as an array that may be empty).
+    ordering = filters.ChoiceFilter(
+        choices=[(name, name) for name in SPECIES_ORDERINGS],
+        method="filter_ordering",
+        help_text="Sort order, `-` first for descending; ties in latin name order. "
+        "Default `latin_name`.",
     )
 
     class Meta:
         model = Species
         fields = []
 
+    def filter_ordering(self, queryset, name, value):
+        return queryset.order_by(value, "latin_name")
+
     def filter_search(self, queryset, name, value):
         return queryset.filter(Q(common_name__icontains=value) | Q(latin_name__icontains=value))
 
 
 class KnownParametersFilterBackend(filters.DjangoFilterBackend):
-    """django-filter's backend, which also answers 400 to a parameter the endpoint doesn't take.
+    """django-filter's backend, which also answers 400 to a parameter the endpoint doesn't take,
+    and to one given without a value.
 
     A misspelt filter (`?borogh=Queens`) would otherwise be ignored and silently return every
-    tree, and every ignored spelling would be one more cache entry for the same answer.
+    tree, and every ignored spelling would be one more cache entry for the same answer. An
+    empty value (`?zipcode=`) is no ZIP code, as the schema says: django-filter would ignore it.
     """
 
     def filter_queryset(self, request, queryset, view):
         known = known_parameters(view, self.get_filterset_class(view, queryset))
-        unknown = sorted(set(request.query_params) - known)
-        if unknown:
-            takes = ", ".join(sorted(known))
-            raise ParameterError(
-                {name: [f"Unknown parameter. This endpoint takes: {takes}."] for name in unknown}
-            )
+        errors = {}
+        for name, values in request.query_params.lists():
+            if name not in known:
+                takes = ", ".join(sorted(known))
+                errors[name] = [f"Unknown parameter. This endpoint takes: {takes}."]
+            elif "" in values:
+                errors[name] = ["Empty value: give one, or leave the parameter out."]
+        if errors:
+            raise ParameterError(dict(sorted(errors.items())))
         return super().filter_queryset(request, queryset, view)
 
 

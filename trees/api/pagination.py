@@ -2,9 +2,9 @@
 
 A page is `WHERE tree_id > <last one seen> ORDER BY tree_id LIMIT n`: one range of an index,
 whatever the depth, where OFFSET would read and throw away every earlier row. DRF's cursor
-pagination does this; this subclass makes it strict (a bad `page_size`, `cursor` or
-`ordering` is a 400 naming it, where DRF clamps, ignores or answers 404) and limits the
-orderings to the ones keyset paging is right for.
+pagination does this; this subclass makes it strict (a bad `page_size` or `ordering` is a
+400 naming it, where DRF clamps or ignores it; a cursor no response gave is DRF's 404) and
+limits the orderings to the ones keyset paging is right for.
 """
 
 import math
@@ -56,19 +56,22 @@ class TreeCursorPagination(CursorPagination):
         if ordering is None:
             raise ParameterError({"ordering": [f"Must be one of: {', '.join(self.orderings)}."]})
         if ordering[0] == "distance" and "distance" not in queryset.query.annotations:
-            raise ParameterError({"ordering": ["ordering=distance needs near=lat,lon."]})
+            # Without `near` every distance is null: the nearest first is tree_id order.
+            return self.orderings["tree_id"]
         return ordering
 
     def decode_cursor(self, request):
+        # A cursor no response gave names a page that does not exist: 404, as DRF answers,
+        # rather than a 400, since the schema cannot tell a valid cursor from any other string.
         if not BASE64.fullmatch(request.query_params.get(self.cursor_query_param, "")):
-            raise ParameterError({"cursor": [self.invalid_cursor]})
+            raise NotFound(self.invalid_cursor)
         try:
             cursor = super().decode_cursor(request)
         except NotFound:
-            raise ParameterError({"cursor": [self.invalid_cursor]}) from None
+            raise NotFound(self.invalid_cursor) from None
         position = None if cursor is None else cursor.position
         if position is not None and not self._valid_position(position):
-            raise ParameterError({"cursor": [self.invalid_cursor]})
+            raise NotFound(self.invalid_cursor)
         return cursor
 
     def _valid_position(self, position: str) -> bool:
@@ -100,8 +103,9 @@ class TreeCursorPagination(CursorPagination):
             elif parameter["name"] == self.cursor_query_param:
                 parameter["description"] = (
                     "Opaque position in the list: take it from a response's `next` or "
-                    "`previous` link rather than building it."
+                    "`previous` link rather than building it. Any other value is a 404."
                 )
+                parameter["schema"] = {"type": "string", "minLength": 1}
         parameters.append(
             {
                 "name": self.ordering_query_param,

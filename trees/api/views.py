@@ -47,6 +47,9 @@ ID_PATTERN = r"[0-9]{1,18}"
         responses={
             (200, JSON): serializers.TreeSerializer,
             (200, GEOJSON): serializers.TreeFeatureCollectionSerializer,
+            404: OpenApiResponse(
+                ERROR, description="A `cursor` that no response gave: no such page."
+            ),
             **COMMON_RESPONSES,
         },
     ),
