@@ -8,9 +8,12 @@ balancer gets an answer whatever Host header it sends (ALLOWED_HOSTS), over plai
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware import csp
+from django.utils.csp import CSP, build_policy
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
@@ -67,4 +70,31 @@ class HealthCheckMiddleware:
             return JsonResponse({"detail": "Method not allowed."}, status=405)
         response = probe()
         response["Cache-Control"] = "no-store"
+        return response
+
+
+class ContentSecurityPolicyMiddleware(csp.ContentSecurityPolicyMiddleware):
+    """Django's CSP middleware, with the policy built once instead of on every response.
+
+    Our policy (SECURE_CSP) uses no nonce, so its header never changes; building it anew
+    cost a cached API answer a fifth of its time. Views that set their own policy, or a
+    policy with a nonce, still go through Django's code.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        super().__init__(get_response)
+        self.header = None
+        config = settings.SECURE_CSP
+        if config and not settings.SECURE_CSP_REPORT_ONLY and CSP.NONCE not in str(config):
+            self.header = build_policy(config)
+
+    def process_request(self, request: HttpRequest) -> None:
+        if self.header is None:
+            super().process_request(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if self.header is None or hasattr(response, "_csp_config"):
+            return super().process_response(request, response)
+        if CSP.HEADER_ENFORCE not in response:
+            response.headers[CSP.HEADER_ENFORCE] = self.header
         return response
