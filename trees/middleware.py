@@ -96,5 +96,6 @@ class ContentSecurityPolicyMiddleware(csp.ContentSecurityPolicyMiddleware):
         if self.header is None or hasattr(response, "_csp_config"):
             return super().process_response(request, response)
         if CSP.HEADER_ENFORCE not in response:
-            response.headers[CSP.HEADER_ENFORCE] = self.header
+            # A plain str: WSGI servers refuse a header name of any other type, StrEnum included.
+            response.headers[str(CSP.HEADER_ENFORCE)] = self.header
         return response

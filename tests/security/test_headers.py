@@ -36,6 +36,15 @@ def test_every_response_carries_the_security_headers(client, url):
     assert_security_headers(client.get(url))
 
 
+@pytest.mark.parametrize("url", URLS)
+def test_every_header_is_a_plain_str(client, url):
+    """PEP 3333: a WSGI server (wsgiref, gunicorn) rejects a header name or value of any other
+    type, a str subclass such as an enum member included; Django's test client does not."""
+    for name, value in client.get(url).items():
+        assert type(name) is str, name
+        assert type(value) is str, (name, value)
+
+
 def test_a_cached_api_response_carries_them_too(client):
     client.get("/api/v1/species/")
     cached = client.get("/api/v1/species/")
