@@ -227,6 +227,22 @@ class Server:
         if batch:
             client.unlink(*batch)
 
+    def wait_until_idle(self) -> None:
+        """Wait for the requests a finished wrk run left queued to be served.
+
+        wrk stops sending when its time is up, but gunicorn's sync workers still answer what
+        sits in the listen backlog: after slow requests (stats/ uncached) that takes seconds,
+        and the next run would measure the leftovers instead of its own requests.
+        """
+        deadline = time.monotonic() + 120
+        quick = 0
+        while quick < 4:  # more than one per worker in a row: the backlog is empty
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn still busy 120 s after the load stopped")
+            start = time.monotonic()
+            requests.get(f"{self.base}/healthz", timeout=120).raise_for_status()
+            quick = quick + 1 if time.monotonic() - start < 0.05 else 0
+
     def staff_cookie(self) -> str:
         """Log in to the admin as a superuser, as a browser would; the session cookie."""
         create = (
@@ -271,6 +287,7 @@ class Measurement:
     p99_ms: float
     requests: int
     errors: int  # non-2xx/3xx responses, timeouts and socket errors
+    seconds: float
 
 
 def wrk(url: str, *, connections: int, duration: int, paths: list[str], cookie: str | None):
@@ -303,6 +320,7 @@ def wrk(url: str, *, connections: int, duration: int, paths: list[str], cookie: 
         p99_ms=report["p99_us"] / 1000,
         requests=report["requests"],
         errors=report["errors"],
+        seconds=report["duration_us"] / 1e6,
     )
 
 
@@ -522,11 +540,16 @@ def measure(
         del unused[: len(share)]
         return share
 
+    def load(target: str, **options) -> Measurement:
+        measurement = wrk(target, **options)
+        server.wait_until_idle()
+        return measurement
+
     mine, plains = [], []
     for _ in range(rounds):
         if scenario.name != plain.name:
             plains.append(
-                wrk(
+                load(
                     server.base + plain.path,
                     connections=16,
                     duration=seconds,
@@ -535,9 +558,9 @@ def measure(
                 )
             )
         mine.append(
-            wrk(url, connections=16, duration=seconds, paths=paths(seconds), cookie=staff_cookie)
+            load(url, connections=16, duration=seconds, paths=paths(seconds), cookie=staff_cookie)
         )
-    latency = wrk(
+    latency = load(
         url, connections=4, duration=duration, paths=paths(duration), cookie=staff_cookie
     )
     throughput = combine(mine)
@@ -555,7 +578,7 @@ def combine(runs: list[Measurement]) -> Measurement:
 
     (Percentiles are the worst round's; the table takes latency from the 4-connection run.)
     """
-    seconds = sum(run.requests / run.requests_per_second for run in runs)
+    seconds = sum(run.seconds for run in runs)
     requests = sum(run.requests for run in runs)
     return Measurement(
         requests_per_second=requests / seconds,
@@ -564,6 +587,7 @@ def combine(runs: list[Measurement]) -> Measurement:
         p99_ms=max(run.p99_ms for run in runs),
         requests=requests,
         errors=sum(run.errors for run in runs),
+        seconds=seconds,
     )
 
 
