@@ -1,9 +1,10 @@
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 
+from tests.counts import counted_trees, tree_counts
 from tests.factories import SpeciesFactory, TreeFactory
-from trees.models import Borough, Health, Species, Status, Tree
+from trees.models import Borough, Health, Species, Status, Tree, TreeCount
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +64,58 @@ def test_species_in_use_cannot_be_deleted():
     tree = TreeFactory()
     with pytest.raises(IntegrityError):
         tree.species.delete()
+
+
+# --- TreeCount, kept by triggers (migration 0003) -----------------------------------------------
+
+
+def test_tree_counts_follow_inserts():
+    species = SpeciesFactory()
+    TreeFactory.create_batch(3, borough=Borough.BRONX, tree_dbh=10, species=species)
+    TreeFactory(borough=Borough.QUEENS, species=species)
+    assert tree_counts() == counted_trees()
+    assert sorted(tree_counts().values()) == [1, 3]
+
+
+def test_tree_counts_follow_an_update_of_one_tree():
+    trees = TreeFactory.create_batch(2, health=Health.GOOD)
+    trees[0].health = Health.POOR
+    trees[0].save()
+    assert tree_counts() == counted_trees()
+
+
+def test_tree_counts_follow_a_bulk_update():
+    TreeFactory.create_batch(5, tree_dbh=4, species=SpeciesFactory())
+    Tree.objects.filter(tree_dbh=4).update(tree_dbh=30, borough=Borough.BROOKLYN)
+    assert tree_counts() == counted_trees()
+    assert list(tree_counts().values()) == [5]
+
+
+def test_an_update_of_other_columns_leaves_the_counts_alone():
+    TreeFactory.create_batch(2)
+    before = list(TreeCount.objects.values_list("id", "count"))
+    Tree.objects.update(address="1 MAIN STREET")
+    assert list(TreeCount.objects.values_list("id", "count")) == before
+
+
+def test_tree_counts_follow_deletes():
+    trees = TreeFactory.create_batch(4, borough=Borough.MANHATTAN, species=SpeciesFactory())
+    trees[0].delete()
+    Tree.objects.filter(tree_id__in=[trees[1].tree_id, trees[2].tree_id]).delete()
+    assert tree_counts() == counted_trees()
+    assert list(tree_counts().values()) == [1]
+
+
+def test_missing_values_count_as_one_group():
+    """Stumps have no species and may have no diameter: NULLs must share one count."""
+    for _ in range(3):
+        TreeFactory(status=Status.STUMP, health="", species=None, tree_dbh=None)
+    assert tree_counts() == {("Queens", "Stump", "", None, None): 3}
+
+
+def test_truncating_the_trees_clears_the_counts():
+    TreeFactory.create_batch(2)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign key check left pending
+        cursor.execute("TRUNCATE trees_tree")
+    assert not TreeCount.objects.exists()

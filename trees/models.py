@@ -210,6 +210,40 @@ class Tree(models.Model):
         return f"Tree {self.tree_id}"
 
 
+class TreeCount(models.Model):
+    """How many trees share each (borough, status, health, species, diameter): ~50k rows.
+
+    The stats endpoint sums these instead of counting 683,788 trees when its filters are on
+    these columns only (queries.tree_stats). Database triggers on the tree table keep the
+    counts exact in the same transaction as every insert, update, delete or truncate, whoever
+    makes it (sync, admin, shell; migration 0003). A count can reach 0 and stay.
+    """
+
+    borough = models.CharField(max_length=13, choices=Borough)
+    status = models.CharField(max_length=5, choices=Status)
+    health = models.CharField(max_length=4, choices=Health, blank=True)
+    # No foreign key constraint: the trigger writes here whatever the tree row says, and the
+    # tree table's own constraint already holds the species to exist.
+    species = models.ForeignKey(
+        Species, on_delete=models.DO_NOTHING, null=True, db_constraint=False, related_name="+"
+    )
+    tree_dbh = models.PositiveSmallIntegerField(null=True)
+    count = models.IntegerField()
+
+    class Meta:
+        constraints = [
+            # The triggers' upsert target: one row per combination, NULLs included.
+            models.UniqueConstraint(
+                fields=["borough", "status", "health", "species", "tree_dbh"],
+                nulls_distinct=False,
+                name="treecount_unique_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} trees: {self.borough}, {self.status}, {self.health or '-'}"
+
+
 class SyncRun(models.Model):
     """One run of `sync_trees`: what it fetched, what it changed, and how it ended."""
 

@@ -20,7 +20,7 @@ from django.db.models import (
 )
 from django.db.models.functions import ASin, Coalesce, Cos, Power, Radians, Sin, Sqrt
 
-from trees.models import Borough, Health, Species, Status, Tree
+from trees.models import Borough, Health, Species, Status, Tree, TreeCount
 
 
 def search_trees(queryset: QuerySet[Tree], term: str) -> QuerySet[Tree]:
@@ -251,20 +251,24 @@ def _grouping_bits(column: str | None) -> int:
     return all_bits & ~(1 << (len(_STATS_COLUMNS) - 1 - _STATS_COLUMNS.index(column)))
 
 
-def tree_stats(queryset: QuerySet[Tree], *, top_species: int = 10) -> TreeStats:
+def tree_stats(
+    queryset: QuerySet[Tree] | QuerySet[TreeCount], *, top_species: int = 10
+) -> TreeStats:
     """Counts by borough, status and health, the top species and a diameter histogram.
 
+    Of trees, or of TreeCount rows (the same filters on the same columns, same answer).
     Measured on 683,788 trees: one GROUPING SETS pass over the table takes ~340 ms, as its
     five hash tables each see every row. Here the filtered trees are first counted per
     (borough, status, health, species, diameter), which the tree_stats_idx index returns
     already sorted, so Postgres counts them in one streaming pass without hashing (~50k
-    groups), and only those groups are rolled up by GROUPING SETS: ~100 ms in all.
+    groups), and only those groups are rolled up by GROUPING SETS: ~100 ms in all. TreeCount
+    holds those groups already counted, leaving only the roll-up: about a third of that.
     """
-    fine = (
-        queryset.order_by()
-        .values("borough", "status", "health", "species_id", "tree_dbh")
-        .annotate(n=Count("*"))
-    )
+    groups = ("borough", "status", "health", "species_id", "tree_dbh")
+    if queryset.model is TreeCount:
+        fine = queryset.filter(count__gt=0).order_by().values(*groups, n=F("count"))
+    else:
+        fine = queryset.order_by().values(*groups).annotate(n=Count("*"))
     try:
         fine_sql, params = fine.query.sql_with_params()
     except EmptyResultSet:  # a filter that can match nothing, e.g. an unknown species name

@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.api.conftest import assert_bad_parameter
 from tests.factories import SpeciesFactory, TreeFactory
@@ -156,6 +157,9 @@ def stats_tallies(stats: dict, key: str) -> dict:
         ({}, "TRUE"),
         ({"borough": "Bronx"}, "borough = 'Bronx'"),
         ({"status": "Alive", "dbh_min": "20"}, "status = 'Alive' AND tree_dbh >= 20"),
+        ({"health": "Good", "dbh_max": "30"}, "health = 'Good' AND tree_dbh <= 30"),
+        # Not a counted column: counted from the trees themselves.
+        ({"borough": "Queens", "zipcode": "11375"}, "borough = 'Queens' AND zipcode = '11375'"),
     ],
 )
 def test_stats_equal_sql_counts(api_client, varied_census, query, where):
@@ -180,6 +184,22 @@ def test_stats_equal_sql_counts(api_client, varied_census, query, where):
     assert [b["count"] for b in stats["diameter_histogram"]] == [
         expected_bins[n] for n in range(9)
     ]
+
+
+def tables_read(api_client, query: dict) -> set[str]:
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get("/api/v1/stats/", query).status_code == 200
+    sql = " ".join(query["sql"] for query in queries.captured_queries)
+    return {table for table in ("trees_tree", "trees_treecount") if f'"{table}"' in sql}
+
+
+def test_stats_filtered_by_counted_columns_read_only_the_counts(api_client, varied_census):
+    query = {"borough": "Bronx", "health": "Good", "species_id": "1", "dbh_min": "3"}
+    assert tables_read(api_client, query) == {"trees_treecount"}
+
+
+def test_stats_filtered_by_other_columns_read_the_trees(api_client, varied_census):
+    assert tables_read(api_client, {"borough": "Bronx", "nta": "QN17"}) == {"trees_tree"}
 
 
 def test_stats_list_every_value_even_when_absent(api_client, varied_census):

@@ -17,7 +17,7 @@ from trees.api.caching import CachedResponseMixin
 from trees.api.filters import SpeciesFilterSet, TreeFilterSet
 from trees.api.pagination import TreeCursorPagination
 from trees.api.renderers import GeoJSONRenderer
-from trees.models import Tree
+from trees.models import Tree, TreeCount
 
 ERROR = serializers.ErrorSerializer
 COMMON_RESPONSES = {
@@ -125,6 +125,14 @@ class StatsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
     filterset_class = TreeFilterSet
     pagination_class = None
 
+    # Filters on the columns TreeCount counts by (and the response format).
+    counted_parameters = frozenset(
+        {"borough", "status", "health", "species", "species_id", "dbh_min", "dbh_max", "format"}
+    )
+
     def list(self, request):
-        stats = queries.tree_stats(self.filter_queryset(self.get_queryset()))
-        return Response(self.get_serializer(stats).data)
+        trees = self.filter_queryset(self.get_queryset())  # also answers 400 to a bad parameter
+        if request.query_params.keys() <= self.counted_parameters:
+            # The same filters on ~50,000 counts instead of 683,788 trees: a third of the time.
+            trees = TreeFilterSet(request.query_params, queryset=TreeCount.objects.all()).qs
+        return Response(self.get_serializer(queries.tree_stats(trees)).data)
