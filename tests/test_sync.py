@@ -7,6 +7,7 @@ import psycopg
 import pytest
 from django.db import connection
 
+from tests.counts import counted_trees, tree_counts
 from tests.fakes.soda import DISPUTED_NAMES, MALFORMATIONS
 from trees import cache, sync
 from trees.exceptions import SyncAlreadyRunning, SyncError
@@ -181,6 +182,20 @@ def test_full_run_removes_deleted_rows(small_server):
     assert run.rows_deleted == 7
     assert not Tree.objects.filter(tree_id__in=deleted).exists()
     assert stored() == expected(small_server)
+
+
+def test_tree_counts_follow_every_kind_of_write(small_server):
+    """First load, upserts and deletions all keep TreeCount equal to the trees' own counts."""
+    sync_from(small_server)
+    assert tree_counts() == counted_trees()
+    small_server.update_rows(40, health="Poor")
+    small_server.add_rows(15)
+    sync_from(small_server)
+    assert tree_counts() == counted_trees()
+    small_server.delete_rows(9)
+    sync_from(small_server, full=True)
+    assert tree_counts() == counted_trees()
+    assert sum(tree_counts().values()) == len(small_server.rows())
 
 
 def test_incremental_run_deletes_nothing(small_server):

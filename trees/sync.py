@@ -28,7 +28,7 @@ from trees import cache
 from trees.columns import COLUMNS, ColumnMap, map_headers
 from trees.exceptions import SyncAlreadyRunning, SyncError
 from trees.loader import TREE_TABLE, Loader, PageResult
-from trees.models import SyncRun, Tree
+from trees.models import SyncRun, Tree, TreeCount
 from trees.socrata import (
     Page,
     SocrataBadResponse,
@@ -49,6 +49,12 @@ DEFAULT_PAGE_SIZE = 10_000
 MAX_PAGE_SIZE = 50_000  # the SODA 2.0 maximum
 # Rows staged before they are checked and written together (see loader.Loader).
 BATCH_ROWS = 50_000
+
+# TreeCount and the trigger that counts inserted trees into it (migration 0003).
+COUNT_TABLE = TreeCount._meta.db_table
+COUNT_KEY = "borough, status, health, species_id, tree_dbh"
+COUNT_INSERTS_TRIGGER = "trees_tree_count_inserts"
+
 # Answers to a .csv request that mean "this server does not do CSV" (then JSON is used).
 CSV_REFUSED = frozenset({400, 404, 406, 415, 501})
 
@@ -287,7 +293,7 @@ def _sync(
             sample_size=REJECTION_SAMPLE_SIZE,
         )
         loader.start()
-        rebuild = _drop_secondary_indexes() if first_load else None
+        rebuild = _defer_indexes_and_counts() if first_load else None
         column_maps: dict[tuple[str, ...], ColumnMap] = {}
         clock = _Clock()
         fetched = 0
@@ -386,14 +392,17 @@ def _table_is_empty() -> bool:
     return not Tree.objects.exists()
 
 
-def _drop_secondary_indexes() -> Callable[[], None]:
-    """For a first load into an empty table: build indexes once at the end, not row by row.
+def _defer_indexes_and_counts() -> Callable[[], None]:
+    """For a first load into an empty table: build indexes and counts once, at the end.
 
     Measured at full size, maintaining the secondary indexes and the species foreign key
     row by row costs more than loading the rows; building them afterwards takes about a
-    second. The DDL is part of the run's transaction, so a failed run restores them.
+    second. Likewise the TreeCount trigger, which copies each batch's rows to count them
+    (~3 s in all), against ~0.3 s for counting the table once. The DDL is part of the run's
+    transaction, so a failed run restores all of it.
     """
     with connection.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {TREE_TABLE} DISABLE TRIGGER {COUNT_INSERTS_TRIGGER}")
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes "
             "WHERE tablename = %s AND indexname NOT IN ("
@@ -419,6 +428,13 @@ def _drop_secondary_indexes() -> Callable[[], None]:
             for name, definition in foreign_keys
         ]
         statements.append(f"ANALYZE {TREE_TABLE}")  # the planner needs statistics at once
+        statements += [
+            f"ALTER TABLE {TREE_TABLE} ENABLE TRIGGER {COUNT_INSERTS_TRIGGER}",
+            # Constants only, no outside value (noqa). First the 0 counts an emptied table left.
+            f"DELETE FROM {COUNT_TABLE}",  # noqa: S608
+            f"INSERT INTO {COUNT_TABLE} ({COUNT_KEY}, count) "  # noqa: S608
+            f"SELECT {COUNT_KEY}, count(*) FROM {TREE_TABLE} GROUP BY {COUNT_KEY}",
+        ]
         with connection.cursor() as cursor:
             for statement in statements:
                 started = time.perf_counter()
