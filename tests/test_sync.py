@@ -418,3 +418,43 @@ def test_a_server_that_refuses_csv_is_read_as_json(small_server, caplog):
     assert run.rows_inserted == 600
     assert "refused CSV (HTTP 404); reading JSON" in caplog.text
     assert small_server.requests[-1].path.endswith(".json")
+
+
+def _hold_sync_lock(other: psycopg.Connection) -> int:
+    other.execute("SELECT pg_advisory_lock(%s)", [sync.ADVISORY_LOCK_ID])
+    (pid,) = other.execute("SELECT pg_backend_pid()").fetchone()
+    return pid
+
+
+def _other_connection() -> psycopg.Connection:
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    )
+
+
+def test_a_refused_run_names_the_run_holding_the_lock(small_server):
+    with _other_connection() as other:
+        pid = _hold_sync_lock(other)
+        holder = SyncRun.objects.create(dataset=small_server.dataset, mode="full", backend_pid=pid)
+        # Newer and also marked running, but holding nothing (say, another refused run).
+        SyncRun.objects.create(dataset=small_server.dataset, mode="full")
+        with pytest.raises(SyncAlreadyRunning, match=rf"\(run {holder.pk}, started "):
+            sync_from(small_server)
+
+
+def test_a_refused_run_names_a_lock_holder_without_a_run_by_its_pid(small_server):
+    with _other_connection() as other:
+        pid = _hold_sync_lock(other)
+        with pytest.raises(SyncAlreadyRunning, match=rf"Postgres backend {pid} holds the lock"):
+            sync_from(small_server)
+
+
+def test_the_run_holding_the_lock_records_its_backend_pid(small_server):
+    run = sync_from(small_server)
+    assert run.backend_pid is not None
+    assert SyncRun.objects.get(pk=run.pk).backend_pid == run.backend_pid

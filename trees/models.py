@@ -281,6 +281,12 @@ class SyncRun(models.Model):
         null=True, blank=True, help_text="Newest Socrata `:updated_at` this run stored."
     )
     error_message = models.TextField(blank=True)
+    backend_pid = models.IntegerField(
+        null=True,
+        blank=True,
+        help_text="Postgres backend of the process holding the sync lock for this run; "
+        "lets a refused run name the run it waited for.",
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]

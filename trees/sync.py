@@ -446,21 +446,19 @@ def _defer_indexes_and_counts() -> Callable[[], None]:
 
 @contextmanager
 def advisory_lock(sync_run: SyncRun) -> Iterator[None]:
-    """Hold the session-level sync lock, or raise SyncAlreadyRunning at once."""
+    """Hold the session-level sync lock, or raise SyncAlreadyRunning at once.
+
+    The holder records its backend pid on its SyncRun, so a refused run names the run that
+    really holds the lock (found through pg_locks), not merely the newest one marked
+    running: that may be another refused run, or one whose process died.
+    """
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_ID])
-        (locked,) = cursor.fetchone()
+        cursor.execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()", [ADVISORY_LOCK_ID])
+        locked, pid = cursor.fetchone()
     if not locked:
-        running = (
-            SyncRun.objects.filter(status=SyncRun.Status.RUNNING)
-            .exclude(pk=sync_run.pk)
-            .order_by("-started_at")
-            .first()
-        )
-        which = ""
-        if running is not None:
-            which = f" (run {running.pk}, started {running.started_at:%Y-%m-%d %H:%M:%S %Z})"
-        raise SyncAlreadyRunning(f"Another sync is running{which}; try again later")
+        raise SyncAlreadyRunning(f"Another sync is running{_lock_holder()}; try again later")
+    SyncRun.objects.filter(pk=sync_run.pk).update(backend_pid=pid)
+    sync_run.backend_pid = pid
     try:
         yield
     finally:
@@ -469,6 +467,30 @@ def advisory_lock(sync_run: SyncRun) -> Iterator[None]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_ID])
         except (InterfaceError, OperationalError):
             connection.close()  # the connection is gone, and the lock with it
+
+
+def _lock_holder() -> str:
+    """What a refusal says of the lock holder: its run, else its backend pid, else nothing."""
+    # A bigint advisory key shows in pg_locks as classid (high half), objid (low half).
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND classid = %s AND objid = %s AND objsubid = 1",
+            [ADVISORY_LOCK_ID >> 32, ADVISORY_LOCK_ID & 0xFFFFFFFF],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return ""  # released in the meantime
+    (pid,) = row
+    holder = (
+        SyncRun.objects.filter(status=SyncRun.Status.RUNNING, backend_pid=pid)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+    if holder is None:
+        return f" (Postgres backend {pid} holds the lock)"
+    return f" (run {holder.pk}, started {holder.started_at:%Y-%m-%d %H:%M:%S %Z})"
 
 
 def _mark_abandoned_runs(*, exclude: SyncRun) -> None:
