@@ -320,6 +320,9 @@ SOCRATA_APP_TOKEN = secret("SOCRATA_APP_TOKEN", optional=True)
 SOCRATA_CONNECT_TIMEOUT = env.float("SOCRATA_CONNECT_TIMEOUT", default=10)
 SOCRATA_READ_TIMEOUT = env.float("SOCRATA_READ_TIMEOUT", default=120)
 SOCRATA_MAX_ATTEMPTS = env.int("SOCRATA_MAX_ATTEMPTS", default=6)
+# A full run that would delete more than this share of the trees fails instead (a broken or
+# half-published source looks like mass deletion); `sync_trees --allow-mass-delete` overrides.
+SYNC_MAX_DELETE_FRACTION = env.float("SYNC_MAX_DELETE_FRACTION", default=0.1)
 
 # --- Logging: everything to stdout, for containers and process managers ---------------------
 

@@ -172,11 +172,19 @@ def test_bulk_export_headers_and_us_dates_are_read():
     assert (tree.zipcode, tree.community_board, tree.council_district) == ("11375", 406, 29)
 
 
-def test_a_later_row_with_the_same_tree_id_wins():
+def test_a_later_row_with_the_same_tree_id_wins_and_is_no_rejection():
     _, [result] = load(csv_page([soda_row(tree_dbh="3"), soda_row(tree_dbh="4")]))
-    assert (result.inserted, result.rejected) == (1, 1)
-    assert "duplicate tree_id" in reasons(result)[0]
+    assert (result.inserted, result.rejected, result.superseded) == (1, 0, 1)
+    assert result.unchanged == 0
     assert Tree.objects.get().tree_dbh == 4
+
+
+def test_of_one_tree_twice_the_newest_updated_at_wins_whatever_its_line():
+    newer = soda_row(tree_dbh="3", **{":updated_at": "2024-05-01T10:00:00.000Z"})
+    older = soda_row(tree_dbh="4", **{":updated_at": "2024-04-01T10:00:00.000Z"})
+    _, [result] = load(csv_page([newer, older]))
+    assert (result.inserted, result.rejected, result.superseded) == (1, 0, 1)
+    assert Tree.objects.get().tree_dbh == 3
 
 
 def test_loading_the_same_page_again_rewrites_nothing():

@@ -81,13 +81,66 @@ def test_page_fields_name_system_fields_first(make_client, fmt):
     assert page.format == fmt
 
 
-def test_every_page_request_sends_order_select_limit_and_offset(soda_server, make_client):
-    list(make_client().iter_pages(DEFAULT_DATASET, page_size=1000))
+def test_every_page_after_the_first_asks_for_the_ids_after_the_last_one(soda_server, make_client):
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=1000))
 
+    ends = [page_ids([page])[-1] for page in pages]
     assert data_requests(soda_server) == [
-        {"$select": ":*,*", "$order": ":id", "$limit": "1000", "$offset": str(offset)}
-        for offset in (0, 1000, 2000)
-    ]
+        {"$select": ":*,*", "$order": ":id", "$limit": "1000"},
+        *(
+            {"$select": ":*,*", "$where": f":id > '{end}'", "$order": ":id", "$limit": "1000"}
+            for end in ends[:-1]
+        ),
+    ]  # the last page is short: no request after it
+    assert [page.last_id for page in pages] == ends
+    assert [page.offset for page in pages] == [0, 1000, 2000]
+
+
+def test_incremental_pages_continue_after_the_last_timestamp_and_id(soda_server, make_client):
+    soda_server.update_rows(30)
+    where = f":updated_at > {soql_quote('2023-10-09T10:02:32.402')}"
+
+    pages = list(
+        make_client().iter_pages(
+            DEFAULT_DATASET, where=where, order=":updated_at,:id", page_size=20
+        )
+    )
+
+    stamp, last = pages[0].last_updated_at.removesuffix("Z"), pages[0].last_id
+    assert data_requests(soda_server)[1]["$where"] == (
+        f"({where}) AND (:updated_at > '{stamp}' OR (:updated_at = '{stamp}' AND :id > '{last}'))"
+    )
+    assert [page.row_count for page in pages] == [20, 10]
+
+
+def test_rows_deleted_while_paging_make_no_row_skipped(soda_server, make_client):
+    first = soda_server.rows()[:500]
+    soda_server.on_page_request(
+        lambda server: server.delete_rows([int(row["tree_id"]) for row in first[:200]]), nth=2
+    )
+
+    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=500))
+
+    assert page_ids(pages) == [row[":id"] for row in first + soda_server.rows()[300:]]
+
+
+def test_a_row_updated_while_an_incremental_run_pages_comes_again_newer(soda_server, make_client):
+    changed = soda_server.update_rows(100)  # one timestamp: in :id order
+    first_five = [int(r["tree_id"]) for r in soda_server.rows() if int(r["tree_id"]) in changed]
+    first_five = first_five[:5]  # on the first page
+    where = f":updated_at > {soql_quote('2023-10-09T10:02:32.402')}"
+    soda_server.on_page_request(lambda server: server.update_rows(first_five), nth=2)
+
+    pages = list(
+        make_client().iter_pages(
+            DEFAULT_DATASET, where=where, order=":updated_at,:id", page_size=40
+        )
+    )
+
+    tree_ids = [int(row["tree_id"]) for page in pages for row in records(page)]
+    assert sorted(set(tree_ids)) == changed
+    assert len(tree_ids) == 105  # the five moved past the cursor and came once more
+    assert tree_ids[:5] == tree_ids[-5:] == first_five
 
 
 def test_where_and_order_are_sent_and_applied(soda_server, make_client):
@@ -131,10 +184,9 @@ def test_max_rows_asks_only_for_what_is_left(soda_server, make_client):
     assert [query["$limit"] for query in data_requests(soda_server)] == ["500", "500", "200"]
 
 
-def test_start_offset_resumes_where_asked(soda_server, make_client):
-    pages = list(make_client().iter_pages(DEFAULT_DATASET, page_size=1000, start_offset=2000))
-
-    assert page_ids(pages) == [row[":id"] for row in soda_server.rows()][2000:]
+def test_an_order_that_is_no_keyset_is_refused(make_client):
+    with pytest.raises(ValueError, match="keyset"):
+        next(make_client().iter_pages(DEFAULT_DATASET, order="tree_id"))
 
 
 @pytest.mark.parametrize("page_size", [0, -1, MAX_PAGE_SIZE + 1])
@@ -149,11 +201,24 @@ def test_order_cannot_be_left_out(make_client):
 
 
 def test_json_fields_fall_back_to_the_keys_in_first_seen_order(soda_server, make_client):
-    soda_server.respond_with(200, [{"tree_id": "1"}, {"tree_id": "2", "health": "Good"}])
+    rows = [{":id": "row-1", "tree_id": "1"}, {":id": "row-2", "tree_id": "2", "health": "Good"}]
+    soda_server.respond_with(200, rows)
 
     (page,) = make_client(format="json").iter_pages(DEFAULT_DATASET, page_size=10)
 
-    assert (page.fields, page.row_count) == (("tree_id", "health"), 2)
+    assert (page.fields, page.row_count, page.last_id) == (
+        (":id", "tree_id", "health"),
+        2,
+        "row-2",
+    )
+
+
+def test_a_page_whose_last_row_has_no_id_is_fetched_again(soda_server, make_client):
+    soda_server.respond_with(200, [{"tree_id": "1"}])
+
+    pages = list(make_client(format="json").iter_pages(DEFAULT_DATASET, page_size=1000))
+
+    assert page_ids(pages) == [row[":id"] for row in soda_server.rows()]
 
 
 # --- count ---------------------------------------------------------------------------------
@@ -251,7 +316,7 @@ def test_a_missing_column_is_a_schema_error(soda_server, make_client, sleeps):
     soda_server.drop_columns(["tree_id"])
 
     with pytest.raises(SocrataSchemaError, match=r"schema changed.*tree_id"):
-        next(make_client().iter_pages(DEFAULT_DATASET, order="tree_id"))
+        next(make_client().iter_pages(DEFAULT_DATASET, where="tree_id > 5"))
 
     assert (len(soda_server.requests), sleeps) == (1, [])
 
@@ -390,7 +455,8 @@ def test_exhausted_retries_say_what_failed(soda_server, make_client, sleeps):
 
     message = str(raised.value)
     assert f"{soda_server.url}/resource/{DEFAULT_DATASET}.csv?" in message
-    assert "$offset=1000" in message
+    assert "$where=:id > 'row-" in message
+    assert "$offset" not in message
     assert "HTTP 503" in message
     assert f"X-Socrata-RequestId {raised.value.request_id}" in message
     assert "Service unavailable" in message  # the body excerpt
@@ -431,7 +497,7 @@ def test_a_refused_connection_raises_unavailable(sleeps):
 # --- the short-page guard ------------------------------------------------------------------
 
 
-def test_a_short_page_is_fetched_again_when_more_rows_exist(soda_server, make_client):
+def test_a_short_page_is_followed_by_one_more_when_more_rows_exist(soda_server, make_client):
     client = make_client()
     total = client.count(DEFAULT_DATASET)
     soda_server.short_page(100, offset=1000)
@@ -439,20 +505,20 @@ def test_a_short_page_is_fetched_again_when_more_rows_exist(soda_server, make_cl
     pages = list(client.iter_pages(DEFAULT_DATASET, page_size=1000, expected_total=total))
 
     assert page_ids(pages) == [row[":id"] for row in soda_server.rows()]
-    assert [q["$offset"] for q in data_requests(soda_server)[1:]].count("1000") == 2
+    assert [page.row_count for page in pages] == [1000, 100, 1000, 400]
+    assert [page.offset for page in pages] == [0, 1000, 1100, 2100]
 
 
-def test_a_page_that_stays_short_is_accepted_with_a_warning(soda_server, make_client, caplog):
-    soda_server.short_page(100, offset=1000, times=3)
+def test_an_empty_answer_after_a_short_page_ends_the_fetch(soda_server, make_client):
+    client = make_client()
+    total = client.count(DEFAULT_DATASET)
+    soda_server.delete_rows(100)  # after the count: fewer rows than it said
+    soda_server.clear_requests()
 
-    pages = list(
-        make_client(max_attempts=3).iter_pages(
-            DEFAULT_DATASET, page_size=1000, expected_total=2500
-        )
-    )
+    pages = list(client.iter_pages(DEFAULT_DATASET, page_size=1000, expected_total=total))
 
-    assert [page.row_count for page in pages] == [1000, 100]
-    assert "short page: 100 rows at offset 1000, but 2500 rows were expected" in caplog.text
+    assert page_ids(pages) == [row[":id"] for row in soda_server.rows()]
+    assert len(data_requests(soda_server)) == 4  # 1000, 1000, 400, then the empty one
 
 
 def test_without_an_expected_total_a_short_page_ends_the_pages(soda_server, make_client):

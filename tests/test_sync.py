@@ -1,7 +1,10 @@
 """The sync service end to end: the fake SODA server over real HTTP, the real Postgres."""
 
 import datetime
+import functools
+import json
 import logging
+import random
 
 import psycopg
 import pytest
@@ -9,8 +12,9 @@ from django.db import connection
 
 from tests.counts import counted_trees, tree_counts
 from tests.fakes.soda import DISPUTED_NAMES, MALFORMATIONS
+from tests.mirror import differences, expected_table, stored_table
 from trees import cache, sync
-from trees.exceptions import SyncAlreadyRunning, SyncError
+from trees.exceptions import MassDeleteRefused, SyncAlreadyRunning, SyncError
 from trees.models import DataVersion, SyncRun, Tree
 from trees.socrata import SocrataClient
 
@@ -458,3 +462,192 @@ def test_the_run_holding_the_lock_records_its_backend_pid(small_server):
     run = sync_from(small_server)
     assert run.backend_pid is not None
     assert SyncRun.objects.get(pk=run.pk).backend_pid == run.backend_pid
+
+
+# --- upstream changing while a run pages (issue 10, findings 1 and 2) ----------------------
+
+
+def test_an_incremental_run_stays_exact_while_upstream_updates_under_it(soda_server_factory):
+    """Finding 1, scaled down: a bulk update, then more updates while the run pages."""
+    server = soda_server_factory(rows=3000)
+    sync_from(server)
+    bulk = server.update_rows(2000)  # T3: all with one :updated_at
+    rng = random.Random(10)
+    during = rng.sample(bulk, 300) + rng.sample(sorted(set(server.tree_ids()) - set(bulk)), 30)
+    server.on_page_request(lambda s: s.update_rows(during, health="Fair"), nth=4)  # T4
+    run = sync_from(server, page_size=200)
+    assert server.pending_page_hooks == 0  # the updates really came mid-run
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.rows_rejected == 0
+    assert differences(server) == {}
+    after = sync_from(server)
+    assert (after.mode, after.rows_fetched) == (SyncRun.Mode.INCREMENTAL, 0)
+
+
+def test_a_full_run_deletes_no_live_tree_while_upstream_deletes_and_inserts(
+    soda_server_factory,
+):
+    """Finding 2, scaled down: deletes and inserts during a full run, the count unchanged."""
+    server = soda_server_factory(rows=3000)
+    sync_from(server)
+    ordered = [int(row["tree_id"]) for row in server.rows()]  # :id order
+    gone = ordered[100:250] + ordered[1500:1650]  # behind and ahead of the cursor
+    server.on_page_request(lambda s: (s.delete_rows(gone), s.add_rows(300)), nth=4)
+    run = sync_from(server, full=True, page_size=200)
+    assert server.pending_page_hooks == 0
+    assert run.status == SyncRun.Status.SUCCEEDED
+    stored_ids = set(Tree.objects.values_list("tree_id", flat=True))
+    live = set(server.tree_ids())
+    assert live <= stored_ids  # no live tree deleted, every inserted one stored
+    assert stored_ids - live <= set(gone)
+    assert run.rows_deleted == 150  # the ones ahead of the cursor: confirmed absent
+    again = sync_from(server, full=True, page_size=200)
+    assert again.rows_deleted == 150  # those it had seen before they went
+    assert differences(server) == {}
+
+
+def test_a_full_run_ends_exact_when_rows_behind_its_cursor_change(soda_server_factory):
+    """The watermark: rows updated behind the :id cursor must not be left behind it."""
+    server = soda_server_factory(rows=1000)
+    sync_from(server)
+    ordered = [int(row["tree_id"]) for row in server.rows()]
+    behind, ahead = ordered[:50], ordered[900:950]
+    server.on_page_request(lambda s: s.update_rows(behind + ahead, health="Poor"), nth=5)
+    run = sync_from(server, full=True, page_size=100)
+    assert server.pending_page_hooks == 0
+    assert differences(server) == {}
+    assert run.watermark == datetime.datetime.fromisoformat(server.last_updated_at)
+    assert sync_from(server).rows_fetched == 0
+
+
+def test_a_tree_fetched_twice_in_one_run_keeps_its_newest_version(small_server):
+    sync_from(small_server)
+    changed = small_server.update_rows(100, health="Poor")
+    first_page = [t for t in (int(r["tree_id"]) for r in small_server.rows()) if t in changed]
+    small_server.on_page_request(lambda s: s.update_rows(first_page[:5], health="Fair"), nth=2)
+    run = sync_from(small_server, page_size=20)
+    assert run.rows_fetched == 105
+    assert (run.rows_rejected, run.rows_updated, run.rows_unchanged) == (0, 100, 0)
+    assert set(
+        Tree.objects.filter(tree_id__in=first_page[:5]).values_list("health", flat=True)
+    ) == {"Fair"}
+    assert differences(small_server) == {}
+
+
+def test_a_full_run_keeps_a_tree_its_pages_missed_but_socrata_still_has(small_server):
+    sync_from(small_server)
+    missed = int(small_server.rows()[300]["tree_id"])
+    # A page that comes back without one of its rows (a glitch the keyset cannot see).
+    body = small_server.rows()
+    small_server.respond_with(
+        200,
+        [row for row in body if int(row["tree_id"]) != missed],
+        headers={"X-SODA2-Fields": json.dumps(list(body[0]))},
+        offset=0,
+    )
+    run = sync_from(small_server, full=True, client={"format": "json"}, page_size=50_000)
+    assert run.rows_deleted == 0
+    assert Tree.objects.filter(tree_id=missed).exists()
+    asked = [r.query.get("$where", "") for r in small_server.requests]
+    assert f"tree_id in ({missed})" in asked
+
+
+def test_a_full_run_that_would_delete_too_much_fails_and_writes_nothing(small_server):
+    sync_from(small_server)
+    before = table()
+    small_server.delete_rows(61)  # just over 10% of 600
+    with pytest.raises(MassDeleteRefused, match=r"61 of the 600 stored trees \(10\.2%\)"):
+        sync_from(small_server, full=True)
+    assert table() == before
+    failed = SyncRun.objects.latest("started_at")
+    assert failed.status == SyncRun.Status.FAILED
+    assert "61 of the 600" in failed.error_message
+    assert "nothing was written" in failed.error_message
+
+
+def test_a_mass_delete_goes_through_when_allowed(small_server):
+    sync_from(small_server)
+    gone = small_server.delete_rows(200)
+    run = sync_from(small_server, full=True, allow_mass_delete=True)
+    assert run.rows_deleted == 200
+    assert not Tree.objects.filter(tree_id__in=gone).exists()
+    assert "Deleted 200 of 600 trees" in run.warnings[0]
+
+
+def test_a_delete_within_the_limit_needs_no_permission(small_server):
+    sync_from(small_server)
+    small_server.delete_rows(60)
+    assert sync_from(small_server, full=True).rows_deleted == 60
+
+
+# --- convergence, as a property (issue 10, deliver 2) --------------------------------------
+
+
+def _mutate(server, *, rng: random.Random) -> None:
+    """One random change upstream: updates (one :updated_at each call), inserts, deletes."""
+    kind = rng.choice(["update", "update", "update_some", "add", "delete", "republish_like"])
+    if kind == "update":
+        server.update_rows(rng.randint(1, 60))
+    elif kind == "update_some":
+        server.update_rows(rng.randint(1, 10), health=rng.choice(["Good", "Fair", "Poor"]))
+    elif kind == "add":
+        server.add_rows(rng.randint(1, 25))
+    elif kind == "delete":
+        server.delete_rows(rng.randint(1, 12))
+    else:
+        server.update_rows(rng.randint(100, 250))  # many rows sharing one :updated_at
+
+
+def _fault(server, rng: random.Random, page_size: int) -> None:
+    offset = page_size * rng.randint(0, 6)
+    kind = rng.choice(["500", "drop", "short", "truncate", "none"])
+    if kind == "500":
+        server.fail(500, times=rng.randint(1, 3), offset=offset)
+    elif kind == "drop":
+        server.drop_connection(times=rng.randint(1, 3), offset=offset)
+    elif kind == "short":
+        server.short_page(rng.randint(0, page_size - 1), offset=offset)
+    elif kind == "truncate":
+        server.truncate_body(offset=offset, content_length=rng.random() < 0.5)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_syncs_converge_on_upstream_whatever_changes_during_them(soda_server_factory, seed):
+    rng = random.Random(seed)
+    server = soda_server_factory(rows=400, seed=seed)
+    deleted_upstream: set[int] = set()
+    original_delete = server.delete_rows
+
+    def delete_rows(which):
+        gone = original_delete(which)
+        deleted_upstream.update(gone)
+        return gone
+
+    server.delete_rows = delete_rows
+    for _ in range(12):
+        for _ in range(rng.randint(0, 3)):
+            _mutate(server, rng=rng)
+        page_size = rng.choice([25, 40, 64])
+        for _ in range(rng.randint(0, 3)):
+            mutate = functools.partial(_mutate, rng=random.Random(rng.random()))
+            server.on_page_request(mutate, nth=rng.randint(1, 4))
+        for _ in range(rng.randint(0, 2)):
+            _fault(server, rng, page_size)
+        full = rng.random() < 0.4
+        before = stored_table()
+        try:
+            run = sync_from(server, full=full, page_size=page_size, client={"max_attempts": 3})
+        except SyncError:
+            assert stored_table() == before  # a failed run writes nothing
+        else:
+            assert run.status == SyncRun.Status.SUCCEEDED
+            gone_here = before.keys() - stored_table().keys()
+            assert gone_here <= deleted_upstream  # no run ever deleted a live tree
+        server.clear_faults()  # also unfired page hooks: upstream goes quiet
+    run = sync_from(server)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    stored, expected = stored_table(), expected_table(server)
+    assert {t: row for t, row in stored.items() if t in expected} == expected
+    assert stored.keys() - expected.keys() <= deleted_upstream  # only a full run sees those
+    sync_from(server, full=True, allow_mass_delete=True)
+    assert differences(server) == {}

@@ -15,3 +15,22 @@ class SyncAlreadyRunning(SyncError):
 
 class DataNotLoaded(TreesError):
     """No sync has loaded any census data yet."""
+
+
+class MassDeleteRefused(SyncError):
+    """A full run would delete more of the table than the configured share: nothing written.
+
+    Usually the source is broken or half-published, not emptied on purpose; the operator
+    decides (the command's option to allow a mass delete).
+    """
+
+    def __init__(self, *, would_delete: int, stored: int, fraction: float) -> None:
+        share = would_delete / stored if stored else 1.0
+        super().__init__(
+            f"The source no longer has {would_delete} of the {stored} stored trees "
+            f"({share:.1%}), more than the {fraction:.0%} a run may delete "
+            "(SYNC_MAX_DELETE_FRACTION); nothing was written"
+        )
+        self.would_delete = would_delete
+        self.stored = stored
+        self.fraction = fraction

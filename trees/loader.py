@@ -342,22 +342,24 @@ SPECIES_SQL = f"""
     SELECT count(*) FROM changed
 """
 
-# Two rows of one page with the same tree_id would make the upsert fail ("cannot affect
-# row a second time"): the later one wins, the earlier ones are rejected.
+# One tree twice in a batch is the same tree seen again after it changed upstream during
+# the run (an incremental run's keyset order puts its newer version later), not a bad row:
+# the newest :updated_at is kept (a tie, or a file without timestamps: the later line) and
+# the older rows are dropped, not rejected. Two rows of one tree would also make the upsert
+# fail ("cannot affect row a second time"). Across batches the later batch is the newer.
 DUPLICATES_SQL = f"""
-    UPDATE {TYPED} AS s SET reason = 'duplicate tree_id: a later row of the same page wins'
-    FROM (
-        SELECT line FROM (
-            SELECT line, row_number() OVER (PARTITION BY tree_id ORDER BY line DESC) AS n
-            FROM {TYPED}
-            WHERE reason IS NULL AND tree_id IN (
-                SELECT tree_id FROM {TYPED} WHERE reason IS NULL
-                GROUP BY tree_id HAVING count(*) > 1
-            )
-        ) AS ranked
-        WHERE n > 1
-    ) AS dup
-    WHERE s.line = dup.line
+    WITH ranked AS (
+        SELECT line, row_number() OVER (
+            PARTITION BY tree_id
+            ORDER BY socrata_updated_at::timestamptz DESC NULLS LAST, line DESC
+        ) AS n
+        FROM {TYPED}
+        WHERE reason IS NULL AND tree_id IN (
+            SELECT tree_id FROM {TYPED} WHERE reason IS NULL
+            GROUP BY tree_id HAVING count(*) > 1
+        )
+    )
+    DELETE FROM {TYPED} AS s USING ranked WHERE s.line = ranked.line AND ranked.n > 1
 """
 
 _UPDATED_AT = next(c for c in COLUMNS if c.field == "socrata_updated_at")
@@ -379,13 +381,14 @@ class PageResult:
     inserted: int = 0
     updated: int = 0
     rejected: int = 0
+    superseded: int = 0  # older versions of a tree fetched again in the same batch
     species_changed: int = 0
     newest: datetime | None = None
     rejections: list[dict] = field(default_factory=list)
 
     @property
     def unchanged(self) -> int:
-        return self.fetched - self.rejected - self.inserted - self.updated
+        return self.fetched - self.superseded - self.rejected - self.inserted - self.updated
 
     @property
     def changed(self) -> bool:
@@ -463,9 +466,15 @@ class Loader:
         with connection.cursor() as cursor:
             self._check_rows(cursor)
             cursor.execute(DUPLICATES_SQL)
+            superseded = cursor.rowcount
             cursor.execute(SUMMARY_SQL)
             fetched, rejected, newest = cursor.fetchone()
-            result = PageResult(fetched=fetched, rejected=rejected, newest=newest)
+            result = PageResult(
+                fetched=fetched + superseded,
+                rejected=rejected,
+                superseded=superseded,
+                newest=newest,
+            )
             if rejected:
                 cursor.execute(SAMPLE_SQL, [self.sample_size])
                 result.rejections = [
@@ -502,6 +511,16 @@ class Loader:
                 cursor.execute(FAST_CHECK_SQL)
         except DataError:
             cursor.execute(CAREFUL_CHECK_SQL)
+
+    def unseen_tree_ids(self) -> list[int]:
+        """Stored trees this run has not seen (yet), in tree_id order."""
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {SEEN}")
+            cursor.execute(
+                f"SELECT tree_id FROM {TREE_TABLE} AS t WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {SEEN} AS s WHERE s.tree_id = t.tree_id) ORDER BY tree_id"
+            )
+            return [tree_id for (tree_id,) in cursor.fetchall()]
 
     def delete_missing(self) -> int:
         """Delete the trees this run did not see (call only after a complete full fetch)."""

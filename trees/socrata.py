@@ -54,17 +54,24 @@ RETRYABLE_STATUSES = frozenset({202, 429, 500, 502, 503, 504})
 USER_AGENT = f"nyc-trees/0.1 (NYC street tree census mirror) {requests.utils.default_user_agent()}"
 EXCERPT_CHARS = 200
 FORMATS = ("csv", "json")
+#: The orders `iter_pages` can page through by key, and the system fields of each key.
+KEYSET_ORDERS = {":id": (":id",), ":updated_at,:id": (":updated_at", ":id")}
+
+#: A row's place in a keyset order: (`:updated_at` or None, `:id`), as the server sent them.
+type Key = tuple[str | None, str]
 
 
 @dataclass(frozen=True)
 class Page:
     """One validated page, as the server sent it."""
 
-    offset: int  # the $offset this page was fetched at
+    offset: int  # position of the page's first row in this fetch (rows before it)
     row_count: int  # records in the page (CSV records, not lines; JSON array length)
     fields: tuple[str, ...]  # CSV header, or JSON X-SODA2-Fields (else keys in first-seen order)
     body: bytes  # the raw body: CSV including its header line, or the JSON array
     format: str  # "csv" or "json"
+    last_id: str | None = None  # the last row's `:id`: where the next page starts
+    last_updated_at: str | None = None  # the last row's `:updated_at`, as sent
 
 
 class SocrataError(Exception):
@@ -176,7 +183,14 @@ class SocrataClient:
             params["$where"] = where
         # Always JSON: one tiny object, whatever format the pages use.
         url = f"{self.base_url}/resource/{dataset}.json"
-        return self._get(url, params, lambda response, final: _parse_count(response.content))
+        return self._get(url, params, lambda response: _parse_count(response.content))
+
+    def newest_updated_at(self, dataset: str) -> str | None:
+        """The largest `:updated_at` of any row, as Socrata writes it (None: no rows)."""
+        params = {"$select": "max(:updated_at) AS newest"}
+        # Always JSON, as for count(): one tiny object.
+        url = f"{self.base_url}/resource/{dataset}.json"
+        return self._get(url, params, lambda response: _parse_newest(response.content))
 
     def iter_pages(
         self,
@@ -185,11 +199,19 @@ class SocrataClient:
         where: str | None = None,
         order: str = ":id",
         page_size: int = 50_000,
-        start_offset: int = 0,
         max_rows: int | None = None,
         expected_total: int | None = None,
     ) -> Iterator[Page]:
         """Yield the dataset page by page, with its system fields (`$select=:*,*`).
+
+        Keyset paging, never `$offset`: each page asks for the rows after the last one the
+        previous page ended with (`order` `:id`: `:id > 'last'`; `:updated_at,:id`:
+        `(:updated_at > 'T' OR (:updated_at = 'T' AND :id > 'last'))`), ANDed with `where`.
+        While the portal changes under a run, an offset shifts (a deleted row makes the
+        next page skip one, an updated row moving to the end of an `:updated_at` order makes
+        it repeat one); a key does not move, so no row that stays put is skipped or seen
+        twice, and a row updated during an incremental run moves past the cursor, to be
+        seen again in its newer version.
 
         Stops after a page with fewer rows than asked for, or once `max_rows` rows came (the
         last page then asks only for the rest). At least one page is yielded (unless
@@ -197,38 +219,60 @@ class SocrataClient:
         full ones is not yielded.
 
         `expected_total` (from `count()`) arms the short-page guard: a close-delimited
-        response cut exactly between two records looks like a valid, short, last page, so a
-        page that is short while more rows should exist is fetched again; if it stays short
-        it is accepted with a warning.
+        response cut exactly between two records looks like a valid, short, last page, so
+        while fewer rows than expected came, a short page is followed by one more request
+        after its last key. Only an empty answer to that one ends the fetch early (rows
+        deleted upstream since the count make exactly that happen, once).
         """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
-        if start_offset < 0:
-            raise ValueError(f"start_offset must not be negative, not {start_offset}")
         if max_rows is not None and max_rows < 0:
             raise ValueError(f"max_rows must not be negative, not {max_rows}")
         if not order:
             raise ValueError("order is required: without $order, pages may skip or repeat rows")
+        if order not in KEYSET_ORDERS:
+            raise ValueError(f"order must be one of {sorted(KEYSET_ORDERS)} (keyset paging)")
         url = self.resource_url(dataset)
-        offset, fetched = start_offset, 0
+        fetched = 0
+        cursor: Key | None = None
+        confirmed: Key | bool | None = False  # the cursor a short page was followed from
         while True:
             limit = page_size if max_rows is None else min(page_size, max_rows - fetched)
             if limit <= 0:
                 return
             params: dict[str, str | int] = {"$select": ":*,*"}
-            if where:
-                params["$where"] = where
-            params.update({"$order": order, "$limit": limit, "$offset": offset})
-            parse = partial(
-                self._parse_page, offset=offset, limit=limit, expected_total=expected_total
-            )
+            conditions = [f"({where})" if cursor and where else where, _after(order, cursor)]
+            conditions = [condition for condition in conditions if condition]
+            if conditions:
+                params["$where"] = " AND ".join(conditions)
+            params.update({"$order": order, "$limit": limit})
+            parse = partial(self._parse_page, offset=fetched, limit=limit, order=order)
             page = self._get(url, params, parse)
             if page.row_count or fetched == 0:
                 yield page
             fetched += page.row_count
-            offset += page.row_count
-            if page.row_count < limit:
+            if page.row_count:
+                key = (page.last_updated_at, page.last_id)
+                if key == cursor:
+                    raise SocrataBadResponse(
+                        f"GET {url}: the page after {cursor} ended at the same row again; "
+                        "the server does not apply the keyset condition",
+                        url=url,
+                    )
+                cursor = key
+            if page.row_count == limit:
+                continue
+            more_expected = expected_total is not None and fetched < expected_total
+            if not more_expected or confirmed == cursor:
                 return
+            logger.info(
+                "Socrata: a short page (%d of %d rows) after %d of %d rows; asking once more",
+                page.row_count,
+                limit,
+                fetched,
+                expected_total,
+            )
+            confirmed = cursor
 
     # --- one request, with retries -------------------------------------------------------
 
@@ -236,17 +280,16 @@ class SocrataClient:
         self,
         url: str,
         params: dict,
-        parse: Callable[[requests.Response, bool], T],
+        parse: Callable[[requests.Response], T],
     ) -> T:
         """GET `url` until `parse` accepts a 200 response, within `max_attempts` requests.
 
-        `parse(response, final)` raises `_InvalidBody` to ask for another try; `final` tells
-        it this is the last one (the short-page guard then accepts what it has).
+        `parse(response)` raises `_InvalidBody` to ask for another try.
         """
         for attempt in range(1, self.max_attempts + 1):
             final = attempt == self.max_attempts
             try:
-                return self._attempt(url, params, parse, final)
+                return self._attempt(url, params, parse)
             except _Retryable as failure:
                 if final:
                     error = failure.error
@@ -273,8 +316,7 @@ class SocrataClient:
         self,
         url: str,
         params: dict,
-        parse: Callable[[requests.Response, bool], T],
-        final: bool,
+        parse: Callable[[requests.Response], T],
     ) -> T:
         """One request: return the parsed result, or raise `_Retryable` or a `SocrataError`."""
         shown = self._redact(
@@ -306,7 +348,7 @@ class SocrataClient:
         status = response.status_code
         if status == 200:
             try:
-                return parse(response, final)
+                return parse(response)
             except _InvalidBody as exc:
                 error = self._error(SocrataBadResponse, f"invalid body: {exc}", shown, response)
                 raise _Retryable(error) from exc
@@ -371,41 +413,53 @@ class SocrataClient:
     def _parse_page(
         self,
         response: requests.Response,
-        final: bool,
         *,
         offset: int,
         limit: int,
-        expected_total: int | None,
+        order: str,
     ) -> Page:
         body = response.content
         if "text/html" in response.headers.get("Content-Type", ""):
             raise _InvalidBody("an HTML page instead of data (a proxy's error page?)")
         if self.format == "csv":
-            fields, row_count = _check_csv(body)
+            fields, row_count, last = _check_csv(body)
         else:
-            fields, row_count = _check_json(body, response.headers.get("X-SODA2-Fields"))
+            fields, row_count, last = _check_json(body, response.headers.get("X-SODA2-Fields"))
         if row_count > limit:
             raise _InvalidBody(f"{row_count} rows, but only {limit} were asked for")
-        page = Page(
-            offset=offset, row_count=row_count, fields=fields, body=body, format=self.format
+        last_id = last_updated_at = None
+        if row_count:
+            last_id, last_updated_at = last.get(":id"), last.get(":updated_at")
+            for name in KEYSET_ORDERS[order]:
+                if not last.get(name):
+                    raise _InvalidBody(f"the last row has no {name}, so no next page can follow")
+        return Page(
+            offset=offset,
+            row_count=row_count,
+            fields=fields,
+            body=body,
+            format=self.format,
+            last_id=last_id,
+            last_updated_at=last_updated_at,
         )
-        if (
-            row_count < limit
-            and expected_total is not None
-            and offset + row_count < expected_total
-        ):
-            short = (
-                f"short page: {row_count} rows at offset {offset}, "
-                f"but {expected_total} rows were expected in all"
-            )
-            if not final:
-                raise _InvalidBody(short)
-            logger.warning("Socrata: %s; accepting it after %d attempts", short, self.max_attempts)
-        return page
 
 
-def _check_csv(body: bytes) -> tuple[tuple[str, ...], int]:
-    """The header and the number of records; every record must be as wide as the header."""
+def _after(order: str, cursor: "Key | None") -> str | None:
+    """The SoQL condition for the rows after `cursor` in `order` (None: from the start)."""
+    if cursor is None:
+        return None
+    updated_at, row_id = cursor
+    after_id = f":id > {soql_quote(row_id)}"
+    if order == ":id":
+        return after_id
+    # Socrata's timestamp literal is UTC without the zone (as the watermark's).
+    stamp = soql_quote((updated_at or "").removesuffix("Z"))
+    return f"(:updated_at > {stamp} OR (:updated_at = {stamp} AND {after_id}))"
+
+
+def _check_csv(body: bytes) -> tuple[tuple[str, ...], int, dict[str, str]]:
+    """The header, the number of records and the last record (by field); every record must
+    be as wide as the header."""
     # The C csv reader, fed line by line from a decoding wrapper over the same bytes (no
     # second full copy). strict=True turns an unterminated quote (a cut body) into an error.
     text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", newline="")
@@ -416,6 +470,7 @@ def _check_csv(body: bytes) -> tuple[tuple[str, ...], int]:
             raise _InvalidBody("a CSV body without a header row")
         width = len(header)
         row_count = 0
+        record: list[str] = []
         for record in reader:
             row_count += 1
             if len(record) != width:
@@ -424,11 +479,14 @@ def _check_csv(body: bytes) -> tuple[tuple[str, ...], int]:
                 )
     except (csv.Error, UnicodeDecodeError) as exc:
         raise _InvalidBody(f"unreadable CSV: {exc}") from exc
-    return tuple(header), row_count
+    return tuple(header), row_count, dict(zip(header, record, strict=False))
 
 
-def _check_json(body: bytes, fields_header: str | None) -> tuple[tuple[str, ...], int]:
-    """The fields and the number of rows; the body must be a JSON array of objects."""
+def _check_json(
+    body: bytes, fields_header: str | None
+) -> tuple[tuple[str, ...], int, dict[str, str]]:
+    """The fields, the number of rows and the last row; the body must be a JSON array of
+    objects."""
     try:
         rows = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -439,7 +497,7 @@ def _check_json(body: bytes, fields_header: str | None) -> tuple[tuple[str, ...]
     if fields is None:
         # SODA leaves out null keys, so one row may not name every field: take the union.
         fields = tuple(dict.fromkeys(key for row in rows for key in row))
-    return fields, len(rows)
+    return fields, len(rows), rows[-1] if rows else {}
 
 
 def _fields_from_header(value: str | None) -> tuple[str, ...] | None:
@@ -463,6 +521,21 @@ def _parse_count(body: bytes) -> int:
         return int(value)
     except (ValueError, TypeError, AttributeError) as exc:
         raise _InvalidBody("a count that is not one object with one integer") from exc
+
+
+def _parse_newest(body: bytes) -> str | None:
+    """`[{"newest": "2023-10-09T10:02:32.402Z"}]`; no value (null left out) if no rows."""
+    try:
+        (row,) = json.loads(body)
+        values = list(row.values())
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise _InvalidBody("a max(:updated_at) that is not one object") from exc
+    if not values:
+        return None
+    (value,) = values
+    if not isinstance(value, str) or not value:
+        raise _InvalidBody("a max(:updated_at) that is not one timestamp")
+    return value
 
 
 def _error_code(response: requests.Response) -> tuple[str | None, str | None]:

@@ -15,18 +15,19 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from trees import cache
 from trees.columns import COLUMNS, ColumnMap, map_headers
-from trees.exceptions import SyncAlreadyRunning, SyncError
+from trees.exceptions import MassDeleteRefused, SyncAlreadyRunning, SyncError
 from trees.loader import TREE_TABLE, Loader, PageResult
 from trees.models import SyncRun, Tree, TreeCount
 from trees.socrata import (
@@ -55,6 +56,10 @@ COUNT_TABLE = TreeCount._meta.db_table
 COUNT_KEY = "borough, status, health, species_id, tree_dbh"
 COUNT_INSERTS_TRIGGER = "trees_tree_count_inserts"
 
+# Stored trees a full run did not see are asked for again by tree_id, this many a request
+# (about 4 KB of URL, well inside what Socrata and proxies accept).
+RECHECK_BATCH = 500
+
 # Answers to a .csv request that mean "this server does not do CSV" (then JSON is used).
 CSV_REFUSED = frozenset({400, 404, 406, 415, 501})
 
@@ -80,6 +85,18 @@ class PageSource(Protocol):
         max_rows: int | None,
         expected_total: int | None,
     ) -> Iterator[Page]: ...
+
+
+@runtime_checkable
+class LiveSource(Protocol):
+    """A source that can change while a run reads it, and can be asked again (Socrata).
+
+    A file is a snapshot and the truth about itself: it has neither method.
+    """
+
+    def newest_updated_at(self) -> str | None: ...
+
+    def recheck(self, tree_ids: Sequence[int], *, page_size: int) -> Iterator[Page]: ...
 
 
 @dataclass
@@ -123,6 +140,16 @@ class SocrataSource:
             yield first
         yield from pages
 
+    def newest_updated_at(self) -> str | None:
+        return self.client.newest_updated_at(self.dataset)
+
+    def recheck(self, tree_ids: Sequence[int], *, page_size: int) -> Iterator[Page]:
+        """These trees' rows as they are now, whole; a tree deleted upstream brings none."""
+        for start in range(0, len(tree_ids), RECHECK_BATCH):
+            batch = ", ".join(str(tree_id) for tree_id in tree_ids[start : start + RECHECK_BATCH])
+            where = f"tree_id in ({batch})"
+            yield from self.client.iter_pages(self.dataset, where=where, page_size=page_size)
+
 
 @dataclass
 class Progress:
@@ -139,6 +166,7 @@ class Outcome:
     updated: int = 0
     deleted: int = 0
     rejected: int = 0
+    superseded: int = 0  # older versions of trees seen again later in the run
     changed: bool = False
     newest: datetime | None = None
     rejections: list[dict] = field(default_factory=list)
@@ -146,13 +174,14 @@ class Outcome:
 
     @property
     def unchanged(self) -> int:
-        return self.fetched - self.rejected - self.inserted - self.updated
+        return self.fetched - self.superseded - self.rejected - self.inserted - self.updated
 
     def add(self, page: PageResult) -> None:
         self.fetched += page.fetched
         self.inserted += page.inserted
         self.updated += page.updated
         self.rejected += page.rejected
+        self.superseded += page.superseded
         self.changed = self.changed or page.changed
         if page.newest is not None and (self.newest is None or page.newest > self.newest):
             self.newest = page.newest
@@ -168,7 +197,8 @@ def run(
     *,
     source: PageSource,
     dataset: str,
-    full: bool | None = None,
+    full: bool = False,
+    allow_mass_delete: bool = False,
     page_size: int = DEFAULT_PAGE_SIZE,
     limit: int | None = None,
     dry_run: bool = False,
@@ -176,22 +206,23 @@ def run(
 ) -> SyncRun:
     """Sync `dataset` from `source`; returns the finished SyncRun or raises SyncError.
 
-    `full=None` chooses: incremental when an earlier complete run left a watermark,
-    full otherwise. A full run deletes trees the source no longer has, but only after
-    fetching everything the source said it had.
+    `full` asks for everything; without it the run is incremental when an earlier complete
+    run left a watermark and the source can give a window, full otherwise. A full run
+    deletes the trees the source no longer has, but only after a complete fetch, only
+    those the source confirms absent, and, unless `allow_mass_delete`, never more than
+    `SYNC_MAX_DELETE_FRACTION` of the table (it fails instead, writing nothing).
     """
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise SyncError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
     if limit is not None and limit < 1:
         raise SyncError(f"--limit must be a positive number of rows, not {limit}")
     previous = last_complete_run(dataset)
-    if full is None:
-        full = previous is None or not source.supports_incremental
-    watermark = None if full else previous.watermark
+    fetch_all = full or previous is None or not source.supports_incremental
+    watermark = None if fetch_all else previous.watermark
     sync_run = SyncRun.objects.create(
         dataset=dataset,
         source=source.description,
-        mode=SyncRun.Mode.FULL if full else SyncRun.Mode.INCREMENTAL,
+        mode=SyncRun.Mode.FULL if fetch_all else SyncRun.Mode.INCREMENTAL,
         dry_run=dry_run,
     )
     outcome = Outcome()
@@ -200,8 +231,9 @@ def run(
             _mark_abandoned_runs(exclude=sync_run)
             complete = _sync(
                 source=source,
-                full=full,
                 watermark=watermark,
+                delete_missing=fetch_all,
+                allow_mass_delete=allow_mass_delete,
                 page_size=page_size,
                 limit=limit,
                 dry_run=dry_run,
@@ -252,21 +284,34 @@ def last_complete_run(dataset: str) -> SyncRun | None:
 def _sync(
     *,
     source: PageSource,
-    full: bool,
     watermark: datetime | None,
+    delete_missing: bool,
+    allow_mass_delete: bool,
     page_size: int,
     limit: int | None,
     dry_run: bool,
     outcome: Outcome,
     progress: Callable[[Progress], None] | None,
 ) -> bool:
-    """Fetch and load; returns whether the run saw everything the source had."""
-    where = None
-    if watermark is not None:
-        # Socrata's literal: UTC without the zone. Offset paging in this fixed window with
-        # a stable order loses no row that shares one :updated_at with others.
-        stamp = watermark.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        where = f":updated_at > {soql_quote(stamp)}"
+    """Fetch and load; returns whether the run saw everything the source had.
+
+    The watermark a run leaves is the largest `:updated_at` it stored, so the next
+    incremental run asks for what is newer. An incremental run pages by (`:updated_at`,
+    `:id`): a row updated while it pages moves past the cursor and is seen again, newer,
+    so that rule holds. A full run pages by `:id`, and there it does not: a row updated
+    behind the cursor keeps its old version here while rows ahead of the cursor bring
+    newer stamps into the watermark, and the next run would never ask for it. So a full
+    run first reads the source's newest `:updated_at` (the horizon) and ends with an
+    incremental pass over everything newer than that, in the same run and transaction:
+    a full run ends exact, and its watermark is true. (Capping the watermark at the
+    horizon would also be safe, but leaves the table behind until the next run, and
+    makes that run fetch the rows again.)
+    """
+    live = source if isinstance(source, LiveSource) else None
+    where = None if watermark is None else _since(watermark)
+    horizon = None
+    if watermark is None and live is not None and source.supports_incremental and limit is None:
+        horizon = live.newest_updated_at()
     total = source.count(where=where)
     if total is not None and limit is not None:
         total = min(total, limit)
@@ -285,43 +330,49 @@ def _sync(
             # US-style dates in the portal's bulk CSV read as month/day/year.
             cursor.execute("SET LOCAL datestyle = 'ISO, MDY'")
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
-        first_load = _table_is_empty()
+        stored_before = Tree.objects.count() if delete_missing else None
+        first_load = stored_before == 0 if delete_missing else _table_is_empty()
         # Nothing can be missing from an empty table, so a first load tracks no keys.
         loader = Loader(
-            track_seen=full and not first_load,
+            track_seen=delete_missing and not first_load,
             into_empty_table=first_load,
             sample_size=REJECTION_SAMPLE_SIZE,
         )
         loader.start()
         rebuild = _defer_indexes_and_counts() if first_load else None
-        column_maps: dict[tuple[str, ...], ColumnMap] = {}
+        batch = _Batch(loader, outcome)
         clock = _Clock()
-        fetched = 0
         for page in clock.waiting(prefetch(pages)):
-            if page.row_count == 0:
-                continue  # an empty page may carry no field list to check
-            columns = column_maps.get(page.fields)
-            if columns is None:
-                columns = column_maps[page.fields] = _check_columns(page.fields, outcome)
-            loader.stage(page, columns)
-            if loader.staged_rows >= BATCH_ROWS:
-                outcome.add(loader.flush())
-            fetched += page.row_count
+            batch.stage(page)
             if progress is not None:
-                progress(Progress(rows=fetched, total=total))
-        if loader.staged_rows:
-            outcome.add(loader.flush())
+                progress(Progress(rows=batch.lines, total=total))
+        fetched = batch.lines
+        complete = limit is None or fetched < limit
+        if horizon is not None and complete:
+            _catch_up(source, horizon, page_size=page_size, batch=batch)
+        batch.flush()
         clock.loaded()
-        complete = limit is None and (total is None or outcome.fetched >= total)
-        if full and complete:
+        if delete_missing and complete:
             if not first_load:
-                outcome.deleted = loader.delete_missing()
+                outcome.deleted = _delete_missing(
+                    live,
+                    batch,
+                    stored=stored_before,
+                    allow_mass_delete=allow_mass_delete,
+                    page_size=page_size,
+                )
                 outcome.changed = outcome.changed or outcome.deleted > 0
-        elif full:
-            seen = f"{outcome.fetched} of {total}" if total is not None else outcome.fetched
+        elif delete_missing:
+            seen = f"{fetched} of {total}" if total is not None else fetched
             outcome.warn(
                 f"Fetched {seen} rows (stopped early): missing trees are not deleted "
                 "after an incomplete fetch"
+            )
+        if outcome.superseded:
+            logger.info(
+                "%d rows were fetched again after changing upstream during the run; "
+                "their newest versions were kept",
+                outcome.superseded,
             )
         if rebuild is not None:
             rebuild()
@@ -331,6 +382,102 @@ def _sync(
         if dry_run:
             transaction.set_rollback(True)
     return complete
+
+
+def _since(moment: datetime | str) -> str:
+    """`:updated_at > moment`, in Socrata's literal: UTC without the zone."""
+    if isinstance(moment, datetime):
+        stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    else:
+        stamp = moment.removesuffix("Z")
+    return f":updated_at > {soql_quote(stamp)}"
+
+
+class _Batch:
+    """Stages pages from one or more passes of a run and flushes them in batches.
+
+    Rows are numbered across the whole run (each pass's pages count from 0), so "the later
+    row wins" holds between passes too.
+    """
+
+    def __init__(self, loader: Loader, outcome: Outcome) -> None:
+        self.loader = loader
+        self.outcome = outcome
+        self.lines = 0
+        self._columns: dict[tuple[str, ...], ColumnMap] = {}
+        self._pass_start = 0
+
+    def next_pass(self) -> None:
+        self._pass_start = self.lines
+
+    def stage(self, page: Page) -> None:
+        if page.row_count == 0:
+            return  # an empty page may carry no field list to check
+        columns = self._columns.get(page.fields)
+        if columns is None:
+            columns = self._columns[page.fields] = _check_columns(page.fields, self.outcome)
+        self.loader.stage(replace(page, offset=self._pass_start + page.offset), columns)
+        self.lines = self._pass_start + page.offset + page.row_count
+        if self.loader.staged_rows >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.loader.staged_rows:
+            self.outcome.add(self.loader.flush())
+
+
+def _catch_up(source: PageSource, horizon: str, *, page_size: int, batch: _Batch) -> None:
+    """The rows changed upstream since a full run began (see `_sync`)."""
+    where = _since(horizon)
+    total = source.count(where=where)
+    if total == 0:
+        return
+    logger.info("%s rows changed upstream during the run; fetching them again", total)
+    batch.next_pass()
+    pages = source.pages(
+        where=where,
+        order=":updated_at,:id",
+        page_size=page_size,
+        max_rows=None,
+        expected_total=total,
+    )
+    for page in pages:
+        batch.stage(page)
+
+
+def _delete_missing(
+    live: LiveSource | None,
+    batch: _Batch,
+    *,
+    stored: int,
+    allow_mass_delete: bool,
+    page_size: int,
+) -> int:
+    """Delete the stored trees the source no longer has; returns how many went.
+
+    A tree the fetch did not see is asked for once more by tree_id before it goes (a
+    source that cannot be asked, a file, is its own truth): those that come back are
+    loaded as they are now, not deleted. More than SYNC_MAX_DELETE_FRACTION of the table
+    is refused, unless allowed, before anything is written.
+    """
+    unseen = batch.loader.unseen_tree_ids()
+    if not unseen:
+        return 0
+    fraction = settings.SYNC_MAX_DELETE_FRACTION
+    if len(unseen) > fraction * stored and not allow_mass_delete:
+        raise MassDeleteRefused(would_delete=len(unseen), stored=stored, fraction=fraction)
+    if live is not None:
+        batch.next_pass()
+        for page in live.recheck(unseen, page_size=page_size):
+            batch.stage(page)
+        batch.flush()
+    deleted = batch.loader.delete_missing()
+    if deleted > fraction * stored:
+        batch.outcome.warn(
+            f"Deleted {deleted} of {stored} trees, more than {fraction:.0%} of the table "
+            "(allowed for this run)"
+        )
+    return deleted
 
 
 class _Clock:

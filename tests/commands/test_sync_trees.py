@@ -83,6 +83,20 @@ def test_the_second_default_run_is_incremental(server):
     assert "fetched 4, inserted 0, updated 4" in result.stdout
 
 
+def test_a_mass_delete_fails_naming_the_option_and_passes_with_it(server):
+    sync_trees(env=command_env(server.url))
+    server.delete_rows(100)
+    refused = sync_trees("--full", env=command_env(server.url))
+    assert refused.returncode == 1
+    assert "100 of the 300 stored trees" in refused.stderr
+    assert "--allow-mass-delete" in refused.stderr
+    assert Tree.objects.count() == 300
+    allowed = sync_trees("--full", "--allow-mass-delete", env=command_env(server.url))
+    assert allowed.returncode == 0, allowed.stderr
+    assert "deleted 100" in allowed.stdout
+    assert Tree.objects.count() == 200
+
+
 def test_quiet_mode_prints_only_the_summary(server):
     result = sync_trees("--verbosity", "0", env=command_env(server.url))
     assert result.returncode == 0
@@ -198,7 +212,7 @@ def test_an_interrupted_sync_writes_nothing_and_the_next_one_completes(server, s
     server.slow(30, offset=100)  # the second page hangs: the sync is mid-run
     process = start("--page-size", "100", env=command_env(server.url))
     deadline = time.monotonic() + 60
-    while not any(r.query.get("$offset") == "100" for r in server.requests):
+    while server.page_requests < 2:
         assert time.monotonic() < deadline, "the sync never asked for its second page"
         time.sleep(0.05)
     time.sleep(0.3)  # let the first page land in the (uncommitted) transaction

@@ -7,6 +7,7 @@ encoded body of each query are cached, and every change drops both caches. The H
 faults and the public API are in `soda.py`.
 """
 
+import bisect
 import csv
 import functools
 import hashlib
@@ -151,19 +152,37 @@ def _no_such_column(name: str) -> QueryError:
 @dataclass(frozen=True)
 class Condition:
     field: str  # canonical name
-    op: str
-    value: object  # int (timestamps in µs, numbers) or str
+    op: str  # = != > >= < <= or "in"
+    value: object  # int (timestamps in µs), float (numbers) or str; a tuple of them for "in"
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Terms joined by OR."""
+
+    terms: tuple["Term", ...]
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Terms joined by AND (inside parentheses; the top level is a plain tuple)."""
+
+    terms: tuple["Term", ...]
+
+
+Term = Condition | AnyOf | AllOf
 
 
 @dataclass(frozen=True)
 class Query:
     fmt: str
     select: tuple[str, ...]  # served names; empty for a count
-    count_alias: str | None
-    where: tuple[Condition, ...]
+    count_alias: str | None  # the answer's one key, for an aggregate (count or max)
+    where: tuple[Term, ...]  # joined by AND
     order: tuple[tuple[str, bool], ...]  # (canonical name, descending)
     limit: int
     offset: int
+    max_of: str | None = None  # `max(field)` instead of `count(*)` (canonical name)
 
 
 @dataclass(frozen=True)
@@ -181,20 +200,23 @@ class Reply:
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
-_CONDITION = re.compile(
-    r"\s*(?P<field>:?[A-Za-z_]\w*)\s*(?P<op>>=|<=|!=|<>|=|>|<)\s*"
-    r"(?P<value>'(?:[^']|'')*'|-?\d+(?:\.\d+)?)\s*"
+_TOKEN = re.compile(
+    r"\s*(?:(?P<literal>'(?:[^']|'')*'|-?\d+(?:\.\d+)?)|(?P<op>>=|<=|!=|<>|=|>|<)"
+    r"|(?P<punct>[(),])|(?P<word>:?[A-Za-z_]\w*))"
 )
-_AND = re.compile(r"and\s+", re.IGNORECASE)
-_COUNT = re.compile(r"\s*count\s*\(\s*\*\s*\)(?:\s+as\s+([A-Za-z_]\w*))?\s*", re.IGNORECASE)
+_AGGREGATE = re.compile(
+    r"\s*(?:count\s*\(\s*\*\s*\)|max\s*\(\s*(?P<max>:?[A-Za-z_]\w*)\s*\))"
+    r"(?:\s+as\s+(?P<alias>[A-Za-z_]\w*))?\s*",
+    re.IGNORECASE,
+)
 
 _ORDER_ITEM = re.compile(r"\s*(:?[A-Za-z_]\w*)(?:\s+(asc|desc))?\s*", re.IGNORECASE)
 _SORTABLE = {":id", ":updated_at", ":created_at", "tree_id"}
 
 
 def is_count(select: str) -> bool:
-    """Whether a `$select` asks for `count(*)` (with or without an alias)."""
-    return bool(_COUNT.fullmatch(select))
+    """Whether a `$select` asks for one aggregate, `count(*)` or `max(field)`, not rows."""
+    return bool(_AGGREGATE.fullmatch(select))
 
 
 # --- the dataset: rows, overlays, schema, queries ------------------------------------------
@@ -415,7 +437,12 @@ class FakeDataset:
         unknown = [key for key in params if key.startswith("$") and key not in _KNOWN_PARAMS]
         if unknown:
             raise _malformed(f"the fake does not support {', '.join(unknown)}")
-        select, count_alias = self._parse_select(params.get("$select", "*"))
+        select_text = params.get("$select", "*")
+        select, count_alias = self._parse_select(select_text)
+        aggregate = _AGGREGATE.fullmatch(select_text)
+        max_of = self._canonical(aggregate["max"]) if aggregate and aggregate["max"] else None
+        if max_of not in (None, ":updated_at", ":created_at"):
+            raise _malformed(f"the fake takes max() of system timestamps only, not {max_of}")
         where = self._parse_where(params.get("$where", ""))
         where += tuple(
             self._condition(name, "=", _quote(value))
@@ -435,12 +462,14 @@ class FakeDataset:
                 },
             )
         offset = _parse_int(params.get("$offset", "0"), "$offset")
-        return Query(fmt, select, count_alias, where, order, limit, offset)
+        return Query(fmt, select, count_alias, where, order, limit, offset, max_of)
 
     def _parse_select(self, text: str) -> tuple[tuple[str, ...], str | None]:
-        count = _COUNT.fullmatch(text)
-        if count:
-            return (), count.group(1) or "count"
+        aggregate = _AGGREGATE.fullmatch(text)
+        if aggregate:
+            if aggregate["max"]:
+                return (), aggregate["alias"] or f"max_{aggregate['max'].lstrip(':')}"
+            return (), aggregate["alias"] or "count"
         names: list[str] = []
         for item in (part.strip() for part in text.split(",")):
             if item == ":*":
@@ -455,22 +484,70 @@ class FakeDataset:
                 raise _malformed(f"cannot parse $select: {text!r}")
         return tuple(dict.fromkeys(names)), None
 
-    def _parse_where(self, text: str) -> tuple[Condition, ...]:
+    def _parse_where(self, text: str) -> tuple[Term, ...]:
+        """Comparisons and `IN (...)` lists, joined by AND and OR, grouped by parentheses."""
         if not text.strip():
             return ()
-        conditions, position = [], 0
+        tokens = _tokenize(text)
+        term, position = self._parse_or(tokens, 0, text)
+        if position != len(tokens):
+            raise _malformed(f"unexpected {tokens[position][1]!r} in $where: {text!r}")
+        return term.terms if isinstance(term, AllOf) else (term,)
+
+    def _parse_or(self, tokens: list, position: int, text: str) -> tuple[Term, int]:
+        terms = []
         while True:
-            match = _CONDITION.match(text, position)
-            if not match:
-                raise _malformed(f"cannot parse $where at position {position}: {text!r}")
-            conditions.append(self._condition(match["field"], match["op"], match["value"]))
-            position = match.end()
-            if position == len(text):
-                return tuple(conditions)
-            joiner = _AND.match(text, position)
-            if not joiner:
-                raise _malformed(f"expected AND at position {position}: {text!r}")
-            position = joiner.end()
+            term, position = self._parse_and(tokens, position, text)
+            terms.append(term)
+            if not _is_word(tokens, position, "or"):
+                break
+            position += 1
+        return (terms[0] if len(terms) == 1 else AnyOf(tuple(terms))), position
+
+    def _parse_and(self, tokens: list, position: int, text: str) -> tuple[Term, int]:
+        terms: list[Term] = []
+        while True:
+            term, position = self._parse_atom(tokens, position, text)
+            terms += term.terms if isinstance(term, AllOf) else [term]
+            if not _is_word(tokens, position, "and"):
+                break
+            position += 1
+        return (terms[0] if len(terms) == 1 else AllOf(tuple(terms))), position
+
+    def _parse_atom(self, tokens: list, position: int, text: str) -> tuple[Term, int]:
+        kind, value = tokens[position] if position < len(tokens) else (None, None)
+        if (kind, value) == ("punct", "("):
+            term, position = self._parse_or(tokens, position + 1, text)
+            if tokens[position : position + 1] != [("punct", ")")]:
+                raise _malformed(f"a parenthesis is not closed in $where: {text!r}")
+            return term, position + 1
+        if kind != "word" or value.lower() in ("and", "or", "in"):
+            raise _malformed(f"expected a column in $where, got {value!r}: {text!r}")
+        served = value
+        position += 1
+        if _is_word(tokens, position, "in"):
+            if tokens[position + 1 : position + 2] != [("punct", "(")]:
+                raise _malformed(f"IN needs a parenthesised list in $where: {text!r}")
+            literals, position = [], position + 2
+            while True:
+                if position >= len(tokens) or tokens[position][0] != "literal":
+                    raise _malformed(f"IN lists only literals in $where: {text!r}")
+                literals.append(tokens[position][1])
+                position += 1
+                if tokens[position : position + 1] == [("punct", ",")]:
+                    position += 1
+                    continue
+                if tokens[position : position + 1] == [("punct", ")")]:
+                    break
+                raise _malformed(f"an IN list is not closed in $where: {text!r}")
+            values = tuple(self._condition(served, "=", lit).value for lit in literals)
+            return Condition(self._canonical(served), "in", values), position + 1
+        if position + 1 >= len(tokens) or tokens[position][0] != "op":
+            raise _malformed(f"expected a comparison after {served!r} in $where: {text!r}")
+        if tokens[position + 1][0] != "literal":
+            raise _malformed(f"expected a literal after {served!r} in $where: {text!r}")
+        condition = self._condition(served, tokens[position][1], tokens[position + 1][1])
+        return condition, position + 2
 
     def _condition(self, served: str, op: str, literal: str) -> Condition:
         name = self._canonical(served)
@@ -508,8 +585,40 @@ class FakeDataset:
             order.append((name, (match[2] or "").lower() == "desc"))
         return tuple(order)
 
-    def matching(self, where: tuple[Condition, ...], order: tuple) -> list[int]:
+    def matching(self, where: tuple[Term, ...], order: tuple) -> list[int]:
         """Live indices that satisfy `where`, sorted by `order` (cached until a change)."""
+        ordered, start = self.keyset(where, order)
+        return ordered[start:] if start else ordered
+
+    def keyset(self, where: tuple[Term, ...], order: tuple) -> tuple[list[int], int]:
+        """The rows matching `where` as (rows in order, position of the first).
+
+        Terms on `:id` are a keyset cursor ("after this row"): rows that satisfy one are a
+        tail of the order, so the tail's start is found by bisection in the cached order of
+        the other terms, and `start` says how many matching rows the cursor passed over
+        (fault offsets count from there). A term on `:id` that is not such a bound
+        (`:id < 'x'`) is answered by a plain scan, still exactly.
+        """
+        base = tuple(term for term in where if ":id" not in _fields_of(term))
+        cursor = tuple(term for term in where if ":id" in _fields_of(term))
+        ordered = self._ordered(base, order)
+        if not cursor:
+            return ordered, 0
+        start = bisect.bisect_left(ordered, True, key=lambda index: self._satisfies(index, cursor))
+        tail = ordered[start:]
+        if (
+            (start == 0 or not self._satisfies(ordered[0], cursor))
+            and all(self._satisfies(index, cursor) for index in tail[:1000])
+            and (not tail or self._satisfies(tail[-1], cursor))
+        ):
+            return ordered, start
+        return [index for index in ordered if self._satisfies(index, cursor)], 0
+
+    def position(self, query: Query) -> int:
+        """Where a page request starts in its result: its `$offset` past the keyset cursor."""
+        return self.keyset(query.where, query.order)[1] + query.offset
+
+    def _ordered(self, where: tuple[Term, ...], order: tuple) -> list[int]:
         key = (where, order)
         cached = self._orders.get(key)
         if cached is not None:
@@ -521,10 +630,11 @@ class FakeDataset:
         self._orders[key] = indices
         return indices
 
-    def _candidates(self, where: tuple[Condition, ...]) -> Iterable[int]:
+    def _candidates(self, where: tuple[Term, ...]) -> Iterable[int]:
         """Where no unchanged row can match (`:updated_at >` a recent watermark), only the
-        changed and added rows need checking: incremental queries stay fast at full size."""
-        updated = [c for c in where if c.field == ":updated_at"]
+        changed and added rows need checking: incremental queries stay fast at full size.
+        Likewise `tree_id IN (...)` needs only those trees' rows (and changed ones)."""
+        updated = [c for c in where if isinstance(c, Condition) and c.field == ":updated_at"]
         if updated:
             base_values = {self._lift(ts) for _, ts in _BASE_UPDATES}
             if not any(
@@ -532,6 +642,12 @@ class FakeDataset:
                 for value in base_values
             ):
                 return sorted(self._stored)  # deleted rows are never stored
+        for term in where:
+            if isinstance(term, Condition) and term.field == "tree_id" and term.op == "in":
+                indices = {index_of_tree_id(int(v)) for v in term.value if float(v).is_integer()}
+                indices = {i for i in indices if i is not None and i < self._total}
+                indices |= set(self._stored)
+                return sorted(indices - self._deleted)
         return self.live_indices()
 
     def _sort_key(self, name: str):
@@ -548,29 +664,40 @@ class FakeDataset:
 
         return by_tree_id
 
-    def _satisfies(self, index: int, where: tuple[Condition, ...]) -> bool:
-        row = None
-        for condition in where:
-            if condition.field == ":updated_at":
-                actual: object = _timestamp_us(self.updated_at(index))
-            elif condition.field == "tree_id":
-                actual = self.tree_id(index)
-            else:
-                row = row or self.row(index)
-                raw = row.get(condition.field)
-                actual = raw
-                if raw is not None and isinstance(condition.value, (int, float)):
-                    try:
-                        actual = (
-                            parse_timestamp_us(raw)
-                            if isinstance(condition.value, int)
-                            else float(raw)
-                        )
-                    except ValueError:
-                        actual = None
-            if actual is None or not _compare(actual, condition.op, condition.value):
-                return False
-        return True
+    def _satisfies(self, index: int, where: tuple[Term, ...]) -> bool:
+        return all(self._holds(index, term) for term in where)
+
+    def _holds(self, index: int, term: Term) -> bool:
+        if isinstance(term, AnyOf):
+            return any(self._holds(index, inner) for inner in term.terms)
+        if isinstance(term, AllOf):
+            return all(self._holds(index, inner) for inner in term.terms)
+        actual = self._actual(index, term)
+        if actual is None:
+            return False
+        if term.op == "in":
+            return actual in term.value
+        return _compare(actual, term.op, term.value)
+
+    def _actual(self, index: int, condition: Condition) -> object:
+        """The row's value of the condition's field, typed as the condition's literal."""
+        if condition.field == ":updated_at":
+            return _timestamp_us(self.updated_at(index))
+        if condition.field == "tree_id":
+            return self.tree_id(index)
+        if condition.field == ":id":
+            stored = self._stored.get(index)
+            return stored[":id"] if stored is not None else _row_id(self.id_number(index))
+        raw = self.row(index).get(condition.field)
+        sample = condition.value
+        if condition.op == "in":
+            sample = condition.value[0] if condition.value else None
+        if raw is not None and isinstance(sample, (int, float)):
+            try:
+                return parse_timestamp_us(raw) if isinstance(sample, int) else float(raw)
+            except ValueError:
+                return None
+        return raw
 
     def render(self, query: Query, request_headers: Mapping[str, str]) -> Reply:
         """The 200 reply for a parsed query, from the cache when the data has not changed."""
@@ -595,14 +722,20 @@ class FakeDataset:
             self._bodies_size -= len(evicted.body)
 
     def _render(self, query: Query) -> Reply:
-        indices = self.matching(query.where, query.order)
-        if query.count_alias:
+        if query.max_of:
+            fields, types = [query.count_alias], [self._type_of(query.max_of)]
+            values = [self._sort_key(query.max_of)(i) for i in self.matching(query.where, ())]
+            newest = max(values, default=None)  # only sortable fields: text order is time order
+            rows: Iterable[list[str | None]] = [[newest if newest is None else str(newest)]]
+        elif query.count_alias:
             fields, types = [query.count_alias], ["number"]
-            rows: Iterable[list[str | None]] = [[str(len(indices))]]
+            count = len(self.matching(query.where, query.order))
+            rows = [[str(count)]]
         else:
             columns = [self._schema[name] for name in query.select]
             fields, types = [c.name for c in columns], [c.type for c in columns]
-            chunk = indices[query.offset : query.offset + query.limit]
+            ordered, start = self.keyset(query.where, query.order)
+            chunk = ordered[start + query.offset : start + query.offset + query.limit]
             rows = (self.values(index, columns) for index in chunk)
         body = _encode(query.fmt, fields, rows)
         tag = hashlib.sha1(f"{self.version}:{query}".encode(), usedforsecurity=False).hexdigest()
@@ -616,6 +749,9 @@ class FakeDataset:
             ("X-SODA2-Data-Out-Of-Date", "false"),
         ]
         return Reply(200, body, headers)
+
+    def _type_of(self, name: str) -> str:
+        return next((c.type for c in self._schema.values() if c.source == name), "text")
 
     def values(self, index: int, columns: list[Column]) -> list[str | None]:
         row = self.row(index)
@@ -646,6 +782,32 @@ class FakeDataset:
 
 _KNOWN_PARAMS = {"$select", "$where", "$order", "$limit", "$offset", "$$app_token"}
 _CONTENT_TYPES = {"csv": "text/csv; charset=UTF-8", "json": "application/json; charset=UTF-8"}
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    tokens, position = [], 0
+    while text[position:].strip():
+        match = _TOKEN.match(text, position)
+        if not match or match.end() == position:
+            raise _malformed(f"cannot parse $where at position {position}: {text!r}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match[kind]))
+        position = match.end()
+    return tokens
+
+
+def _is_word(tokens: list[tuple[str, str]], position: int, word: str) -> bool:
+    return (
+        position < len(tokens)
+        and tokens[position][0] == "word"
+        and tokens[position][1].lower() == word
+    )
+
+
+def _fields_of(term: Term) -> set[str]:
+    if isinstance(term, Condition):
+        return {term.field}
+    return {name for inner in term.terms for name in _fields_of(inner)}
 
 
 def _parse_int(text: str, name: str) -> int:

@@ -9,9 +9,10 @@ benchmark and the Docker smoke test:
 It prints its URL on stdout once listening and serves until killed.
 
 What it imitates (see ../shared/SOCRATA.md): `GET /resource/<id>.json|.csv` with `$select`
-(`:*,*`, `*`, field lists, `count(*) [AS x]`), `$where` (comparisons joined by AND;
-timestamps compared as instants), `$order` (`:id`, `:updated_at,:id`, `tree_id`, ... ASC/DESC),
-`$limit` (default 1000, at most 50,000) and `$offset`, plus `field=value` filters and
+(`:*,*`, `*`, field lists, `count(*) [AS x]`), `$where` (comparisons and `IN (...)` lists,
+joined by AND and OR, grouped by parentheses; timestamps compared as instants, `:id` as
+text), `$order` (`:id`, `:updated_at,:id`, `tree_id`, ... ASC/DESC), `$limit` (default 1000,
+at most 50,000) and `$offset`, plus `field=value` filters and
 `$$app_token`; `GET /api/views/<id>.json` metadata. Every value is a string; JSON leaves null
 keys out, CSV leaves null fields empty (other values are quoted); `X-SODA2-Fields`/`-Types`,
 `ETag`, `Last-Modified` and `X-Socrata-RequestId` headers; Socrata-style error bodies (`code`
@@ -25,9 +26,13 @@ HTTP/1.1 keep-alive and Content-Length.
 Faults are queued through methods (`fail`, `respond_with`, `drop_connection`, `truncate_body`,
 `short_page`, `break_record`, `slow`); each is consumed by the next `times` matching
 `/resource` requests. A fault with `offset=None` matches any of them (a count too); with
-`offset=N` only page requests at `$offset=N`. Data changes (`update_rows`, `add_rows`,
+`offset=N` only page requests whose first row is row N of their result: `$offset=N`, or, for
+keyset paging (`$where=... AND :id > 'x'`), the page that starts N rows past the start of
+the same query without its `:id` cursor. Data changes (`update_rows`, `add_rows`,
 `delete_rows`, `republish`, `corrupt_rows`) and schema switches (`rename_columns`,
-`drop_columns`, `add_columns`) apply at once and stay.
+`drop_columns`, `add_columns`) apply at once and stay; `on_page_request` runs a change when
+the Nth page request arrives, before it is answered, as the real portal changes under a
+sync that is paging.
 """
 
 import argparse
@@ -43,7 +48,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -188,6 +193,8 @@ class FakeSodaServer:
         self._data = FakeDataset(rows=rows, seed=seed, cache_bytes=cache_bytes)
         self._lock = threading.RLock()
         self._faults: list[Fault] = []
+        self._page_hooks: list[list] = []  # [requests still to wait for, callback]
+        self.page_requests = 0  # page (not count) requests answered or refused so far
         self._requests: list[RecordedRequest] = []
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
@@ -408,6 +415,32 @@ class FakeSodaServer:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._page_hooks.clear()
+
+    def on_page_request(self, callback: Callable[[Self], object], *, nth: int = 1) -> None:
+        """Call `callback(server)` when the `nth` page request from now arrives (a count is
+        no page), before that request is answered or a fault hits it. Runs once."""
+        if nth < 1:
+            raise ValueError("nth counts from 1")
+        with self._lock:
+            self._page_hooks.append([nth, callback])
+
+    @property
+    def pending_page_hooks(self) -> int:
+        with self._lock:
+            return len(self._page_hooks)
+
+    def _run_page_hooks(self) -> None:
+        with self._lock:
+            self.page_requests += 1
+            due = []
+            for hook in list(self._page_hooks):
+                hook[0] -= 1
+                if hook[0] <= 0:
+                    self._page_hooks.remove(hook)
+                    due.append(hook[1])
+            for callback in due:
+                callback(self)
 
     @property
     def pending_faults(self) -> int:
@@ -483,8 +516,18 @@ class FakeSodaServer:
             return self._send(handler, reply, request_id)
 
         fmt = resource[2]
-        offset = int(params["$offset"]) if params.get("$offset", "").isdigit() else 0
-        fault = self._take_fault(offset, is_count(params.get("$select", "")))
+        count = is_count(params.get("$select", ""))
+        if not count:
+            self._run_page_hooks()
+        with self._lock:
+            try:
+                query = self._data.parse(fmt, params)
+                position = self._data.position(query)
+                error = None
+            except QueryError as exc:
+                query, error = None, exc
+                position = int(params["$offset"]) if params.get("$offset", "").isdigit() else 0
+        fault = self._take_fault(position, count)
         if fault and fault.kind == "slow":
             self._stopping.wait(fault.seconds)
         if fault and fault.reply:
@@ -497,13 +540,12 @@ class FakeSodaServer:
             return None
 
         with self._lock:
-            try:
-                query = self._data.parse(fmt, params)
+            if error is not None:
+                reply = error_reply(error.status, error.body)
+            else:
                 if fault and fault.kind == "short_page" and not query.count_alias:
                     query = replace(query, limit=min(query.limit, fault.rows))
                 reply = self._data.render(query, headers)
-            except QueryError as error:
-                reply = error_reply(error.status, error.body)
         if reply.status != 200 or not fault:
             return self._send(handler, reply, request_id)
         if fault.kind == "break_record":

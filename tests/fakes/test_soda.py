@@ -147,6 +147,95 @@ def test_where_combines_conditions_with_and(soda_server):
     assert sorted(int(row["tree_id"]) for row in rows) == changed[21:]
 
 
+def test_where_takes_or_and_parentheses(soda_server):
+    changed = soda_server.update_rows(10)
+    since = f":updated_at > '{NEWEST_BASE_UPDATE}'"
+    where = f"(tree_id = {changed[0]} OR tree_id = {changed[1]}) AND {since}"
+
+    rows = get_json(soda_server, **{"$where": where})
+
+    assert sorted(int(row["tree_id"]) for row in rows) == changed[:2]
+
+
+def test_and_binds_tighter_than_or(soda_server):
+    tree_ids = soda_server.tree_ids()
+    where = f"tree_id = {tree_ids[0]} OR tree_id = {tree_ids[1]} AND tree_id = {tree_ids[2]}"
+
+    rows = get_json(soda_server, **{"$where": where})
+
+    assert [int(row["tree_id"]) for row in rows] == [tree_ids[0]]
+
+
+def test_where_takes_in_lists(soda_server):
+    tree_ids = soda_server.tree_ids()[5:9]
+
+    rows = get_json(soda_server, **{"$where": f"tree_id in ({', '.join(map(str, tree_ids))})"})
+
+    assert sorted(int(row["tree_id"]) for row in rows) == tree_ids
+
+
+def test_ids_compare_as_text_in_their_order(soda_server):
+    ids = [row[":id"] for row in soda_server.rows()]
+
+    rows = all_rows(soda_server, **{"$where": f":id > '{ids[99]}'"})
+
+    assert [row[":id"] for row in rows] == ids[100:]
+
+
+def test_a_keyset_on_updated_at_then_id_continues_after_the_cursor(soda_server):
+    soda_server.update_rows(30)
+    ordered = all_rows(soda_server, **{"$order": ":updated_at,:id"})
+    stamp, last = ordered[2009][":updated_at"], ordered[2009][":id"]
+    where = f"(:updated_at > '{stamp}' OR (:updated_at = '{stamp}' AND :id > '{last}'))"
+
+    rows = all_rows(soda_server, **{"$where": where, "$order": ":updated_at,:id"})
+
+    assert rows == ordered[2010:]
+
+
+def test_an_id_bound_that_is_no_keyset_is_still_answered_exactly(soda_server):
+    ids = [row[":id"] for row in soda_server.rows()]
+
+    rows = all_rows(soda_server, **{"$where": f":id < '{ids[10]}'"})
+
+    assert [row[":id"] for row in rows] == ids[:10]
+
+
+def test_max_of_updated_at_is_one_object(soda_server):
+    soda_server.update_rows(3)
+
+    rows = get_json(soda_server, **{"$select": "max(:updated_at) AS newest"})
+
+    assert rows == [{"newest": soda_server.last_updated_at}]
+    assert get_json(soda_server, **{"$select": "max(:updated_at)", "$where": "tree_id < 0"}) == [
+        {}
+    ]
+
+
+def test_a_page_hook_changes_rows_before_the_nth_page_is_answered(soda_server):
+    seen = []
+    soda_server.on_page_request(lambda server: seen.append(server.delete_rows(1)), nth=2)
+    before = get_json(soda_server, **{"$select": "count(*)"})  # a count is no page
+    first = all_rows(soda_server)
+    second = all_rows(soda_server)
+
+    assert before == [{"count": "2500"}]
+    assert (len(first), len(second), len(seen)) == (2500, 2499, 1)
+    assert soda_server.pending_page_hooks == 0
+
+
+def test_a_fault_offset_counts_from_the_keyset_cursor(soda_server):
+    ids = [row[":id"] for row in soda_server.rows()]
+    soda_server.fail(500, offset=1000)
+
+    statuses = [
+        get(soda_server, **{"$where": f":id > '{ids[after]}'", "$order": ":id"}).status_code
+        for after in (499, 999, 998)
+    ]
+
+    assert statuses == [200, 500, 200]
+
+
 def test_tree_id_keyset_order(soda_server):
     rows = get_json(soda_server, **{"$where": "tree_id > 100", "$order": "tree_id", "$limit": 5})
 

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from trees import sync
-from trees.exceptions import SyncAlreadyRunning, SyncError
+from trees.exceptions import MassDeleteRefused, SyncAlreadyRunning, SyncError
 from trees.files import FileSource
 from trees.socrata import SocrataClient
 
@@ -34,6 +34,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--full", action="store_true", help="fetch every row, then delete missing trees"
+        )
+        parser.add_argument(
+            "--allow-mass-delete",
+            action="store_true",
+            help="let a full run delete more than SYNC_MAX_DELETE_FRACTION of the trees",
         )
         parser.add_argument(
             "--dataset",
@@ -74,7 +79,8 @@ class Command(BaseCommand):
                 sync_run = sync.run(
                     source=source,
                     dataset=options["dataset"],
-                    full=True if options["full"] else None,
+                    full=options["full"],
+                    allow_mass_delete=options["allow_mass_delete"],
                     page_size=options["page_size"],
                     limit=options["limit"],
                     dry_run=options["dry_run"],
@@ -82,6 +88,12 @@ class Command(BaseCommand):
                 )
         except SyncAlreadyRunning as exc:
             raise CommandError(str(exc), returncode=EXIT_ALREADY_RUNNING) from exc
+        except MassDeleteRefused as exc:
+            raise CommandError(
+                f"Sync failed: {exc}. If the source really lost them, run again with "
+                "--allow-mass-delete.",
+                returncode=EXIT_FAILED,
+            ) from exc
         except SyncError as exc:
             raise CommandError(f"Sync failed: {exc}", returncode=EXIT_FAILED) from exc
         except KeyboardInterrupt as exc:
