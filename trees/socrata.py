@@ -408,7 +408,10 @@ def _check_csv(body: bytes) -> tuple[tuple[str, ...], int]:
     """The header and the number of records; every record must be as wide as the header."""
     # The C csv reader, fed line by line from a decoding wrapper over the same bytes (no
     # second full copy). strict=True turns an unterminated quote (a cut body) into an error.
-    text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", newline="")
+    # A bad byte in a value is that row's problem, not the page's (trees.records): kept.
+    text = io.TextIOWrapper(
+        io.BytesIO(body), encoding="utf-8", errors="surrogateescape", newline=""
+    )
     reader = csv.reader(text, strict=True)
     try:
         header = next(reader, None)
@@ -422,7 +425,7 @@ def _check_csv(body: bytes) -> tuple[tuple[str, ...], int]:
                 raise _InvalidBody(
                     f"CSV record {row_count} has {len(record)} fields, the header has {width}"
                 )
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         raise _InvalidBody(f"unreadable CSV: {exc}") from exc
     return tuple(header), row_count
 
@@ -430,8 +433,9 @@ def _check_csv(body: bytes) -> tuple[tuple[str, ...], int]:
 def _check_json(body: bytes, fields_header: str | None) -> tuple[tuple[str, ...], int]:
     """The fields and the number of rows; the body must be a JSON array of objects."""
     try:
-        rows = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        # A bad byte in a value is that row's problem, not the page's (trees.records).
+        rows = json.loads(body.decode("utf-8", "surrogateescape"))
+    except ValueError as exc:
         raise _InvalidBody(f"JSON that does not parse: {exc}") from exc
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise _InvalidBody("JSON that is not an array of objects")

@@ -176,31 +176,45 @@ def run(
 ) -> SyncRun:
     """Sync `dataset` from `source`; returns the finished SyncRun or raises SyncError.
 
-    `full=None` chooses: incremental when an earlier complete run left a watermark,
-    full otherwise. A full run deletes trees the source no longer has, but only after
-    fetching everything the source said it had.
+    `full` answers two questions (STYLE.md): fetch everything, and delete the trees the
+    source lacks? `full=None` chooses: from Socrata, incremental when an earlier complete
+    run left a watermark, else everything, deleting what is missing; from a file (always
+    read whole, but maybe only a part of the census), everything, deleting nothing. Only
+    `full=True` makes a file the whole truth. Deletes happen only after fetching
+    everything the source said it had.
     """
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise SyncError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
     if limit is not None and limit < 1:
         raise SyncError(f"--limit must be a positive number of rows, not {limit}")
-    previous = last_complete_run(dataset)
-    if full is None:
-        full = previous is None or not source.supports_incremental
-    watermark = None if full else previous.watermark
-    sync_run = SyncRun.objects.create(
-        dataset=dataset,
-        source=source.description,
-        mode=SyncRun.Mode.FULL if full else SyncRun.Mode.INCREMENTAL,
-        dry_run=dry_run,
-    )
+    try:
+        previous = last_complete_run(dataset)
+        if full is None:
+            fetch_all = previous is None or not source.supports_incremental
+            delete_missing = fetch_all and source.supports_incremental
+        else:
+            fetch_all = delete_missing = full
+        watermark = None if fetch_all else previous.watermark
+        sync_run = SyncRun.objects.create(
+            dataset=dataset,
+            source=source.description,
+            mode=SyncRun.Mode.FULL if fetch_all else SyncRun.Mode.INCREMENTAL,
+            dry_run=dry_run,
+        )
+    except DatabaseError as exc:
+        raise SyncError(f"database error: {_first_line(exc)}; nothing was written") from exc
+    if fetch_all and not delete_missing:
+        logger.info(
+            "Reading %s whole; trees it lacks are kept (--full deletes them)", source.description
+        )
     outcome = Outcome()
     try:
         with advisory_lock(sync_run):
             _mark_abandoned_runs(exclude=sync_run)
             complete = _sync(
                 source=source,
-                full=full,
+                full=fetch_all,
+                delete_missing=delete_missing,
                 watermark=watermark,
                 page_size=page_size,
                 limit=limit,
@@ -212,18 +226,22 @@ def run(
         _finish(sync_run, outcome, error=str(exc))
         raise
     except SocrataError as exc:
-        _finish(sync_run, outcome, error=f"Socrata: {exc}")
-        raise SyncError(f"Socrata: {exc}") from exc
+        message = _finish(sync_run, outcome, error=f"Socrata: {exc}")
+        raise SyncError(message) from exc
     except SyncError as exc:
-        _finish(sync_run, outcome, error=str(exc))
-        raise
+        message = _finish(sync_run, outcome, error=str(exc))
+        if message == str(exc):
+            raise
+        raise SyncError(message) from exc
     except KeyboardInterrupt as exc:
         reason = str(exc) or "interrupted (Ctrl-C)"
         _finish(sync_run, outcome, error=f"{reason}; nothing was written")
         raise
     except DatabaseError as exc:
-        _finish(sync_run, outcome, error=f"database error: {exc}; nothing was written")
-        raise SyncError(f"database error: {exc}") from exc
+        # psycopg's messages run over several lines ("server closed the connection
+        # unexpectedly\n\tThis probably means..."); the first says what happened.
+        error = f"database error: {_first_line(exc)}; nothing was written"
+        raise SyncError(_finish(sync_run, outcome, error=error)) from exc
     except Exception as exc:
         # A bug, not a condition we expect: record it, then let it surface with its traceback.
         _finish(sync_run, outcome, error=f"unexpected error: {exc!r}; nothing was written")
@@ -231,8 +249,14 @@ def run(
     if complete:
         newest = [w for w in (watermark, outcome.newest) if w is not None]
         sync_run.watermark = max(newest) if newest else None
-    _finish(sync_run, outcome)
+    unrecorded = _finish(sync_run, outcome)
+    if unrecorded is not None:
+        raise SyncError(f"the trees were written, but {unrecorded}")
     return sync_run
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def last_complete_run(dataset: str) -> SyncRun | None:
@@ -253,6 +277,7 @@ def _sync(
     *,
     source: PageSource,
     full: bool,
+    delete_missing: bool,
     watermark: datetime | None,
     page_size: int,
     limit: int | None,
@@ -260,7 +285,10 @@ def _sync(
     outcome: Outcome,
     progress: Callable[[Progress], None] | None,
 ) -> bool:
-    """Fetch and load; returns whether the run saw everything the source had."""
+    """Fetch and load; returns whether the run saw everything the source had.
+
+    `full` fetches everything; `delete_missing` then deletes the trees it did not see.
+    """
     where = None
     if watermark is not None:
         # Socrata's literal: UTC without the zone. Offset paging in this fixed window with
@@ -288,7 +316,7 @@ def _sync(
         first_load = _table_is_empty()
         # Nothing can be missing from an empty table, so a first load tracks no keys.
         loader = Loader(
-            track_seen=full and not first_load,
+            track_seen=delete_missing and not first_load,
             into_empty_table=first_load,
             sample_size=REJECTION_SAMPLE_SIZE,
         )
@@ -313,11 +341,11 @@ def _sync(
             outcome.add(loader.flush())
         clock.loaded()
         complete = limit is None and (total is None or outcome.fetched >= total)
-        if full and complete:
+        if delete_missing and complete:
             if not first_load:
                 outcome.deleted = loader.delete_missing()
                 outcome.changed = outcome.changed or outcome.deleted > 0
-        elif full:
+        elif delete_missing:
             seen = f"{outcome.fetched} of {total}" if total is not None else outcome.fetched
             outcome.warn(
                 f"Fetched {seen} rows (stopped early): missing trees are not deleted "
@@ -480,7 +508,13 @@ def _mark_abandoned_runs(*, exclude: SyncRun) -> None:
     )
 
 
-def _finish(sync_run: SyncRun, outcome: Outcome, *, error: str | None = None) -> None:
+def _finish(sync_run: SyncRun, outcome: Outcome, *, error: str | None = None) -> str | None:
+    """Record how the run ended; returns `error`, saying so if it could not be recorded.
+
+    The database may be what failed: then this tries once more on a fresh connection, and
+    if that fails too, the run stays 'running' until the next sync marks it abandoned.
+    Returns None only when a successful run was recorded.
+    """
     sync_run.finished_at = timezone.now()
     sync_run.rows_fetched = outcome.fetched
     sync_run.rows_rejected = outcome.rejected
@@ -497,11 +531,20 @@ def _finish(sync_run: SyncRun, outcome: Outcome, *, error: str | None = None) ->
         sync_run.status = SyncRun.Status.FAILED
         sync_run.error_message = error
     try:
-        sync_run.save()
-    except (InterfaceError, OperationalError):
-        # An interrupt can leave the connection unusable; a fresh one records the outcome.
-        connection.close()
-        sync_run.save()
+        try:
+            sync_run.save()
+        except (InterfaceError, OperationalError):
+            # An interrupt can leave the connection unusable; a fresh one records the outcome.
+            connection.close()
+            sync_run.save()
+    except DatabaseError as exc:
+        logger.debug("Could not record run %s: %s", sync_run.pk, _first_line(exc))
+        unrecorded = (
+            f"run {sync_run.pk} could not be recorded as {sync_run.status} "
+            f"({_first_line(exc)}); the next sync marks it abandoned"
+        )
+        return unrecorded if error is None else f"{error}; {unrecorded}"
+    return error
 
 
 _DONE = object()
