@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from email.utils import parsedate_to_datetime
 from functools import partial
 from types import TracebackType
 from typing import Self
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit, urlunsplit
 
 import requests
 
@@ -54,6 +55,23 @@ RETRYABLE_STATUSES = frozenset({202, 429, 500, 502, 503, 504})
 USER_AGENT = f"nyc-trees/0.1 (NYC street tree census mirror) {requests.utils.default_user_agent()}"
 EXCERPT_CHARS = 200
 FORMATS = ("csv", "json")
+#: Query parameter names that carry credentials: their values appear in no message or log.
+SECRET_PARAM_NAME = re.compile(r"(?i)token|key|passw|pwd|secret|signature|sig|auth|credential")
+_SECRET_PARAM = re.compile(
+    r"(?i)(?P<name>[?&;][^=&#\s]*?(?:token|key|passw|pwd|secret|signature|sig|auth|credential)"
+    r"[^=&#\s]*=)[^&#\s'\"]+"
+)
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s?#]+@")
+
+
+def redact_url_secrets(text: str) -> str:
+    """`text` with every URL credential in it replaced: `user:pass@`, and the value of
+    any query parameter whose name looks like one (`$$app_token`, `key`, `password`...).
+
+    For anything that may hold a URL: messages, log lines (config/logging.py), records.
+    """
+    text = _USERINFO.sub(r"\g<scheme>[redacted]@", text)
+    return _SECRET_PARAM.sub(r"\g<name>[redacted]", text)
 
 
 @dataclass(frozen=True)
@@ -137,20 +155,41 @@ class SocrataClient:
             raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.base_url = base_url.rstrip("/")
+        # Credentials written into the URL (an app token in the query, `user:pass@`) are
+        # taken out of it: the token goes in the header like one given on its own, the
+        # login into the session, other parameters into every request; and every value of
+        # them is scrubbed from what this client says, so none reaches a log or a SyncRun.
+        parts = urlsplit(base_url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        url_token = next((value for name, value in query if name == "$$app_token"), None)
+        extra = {name: value for name, value in query if name != "$$app_token"}
+        host = parts.netloc.rpartition("@")[2]
+        self.base_url = urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
         self.format = format
         self.max_attempts = max_attempts
         self.backoff_factor = backoff_factor
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self._timeout = (connect_timeout, read_timeout)
-        self._token = app_token or None
+        self._token = app_token or url_token or None
+        self._secrets = [
+            secret
+            for secret in (
+                parts.password and unquote(parts.password),
+                url_token,
+                *(value for name, value in extra.items() if SECRET_PARAM_NAME.search(name)),
+            )
+            if secret and secret != self._token
+        ]
         self._sleep = sleep
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         if self._token:
             self._session.headers["X-App-Token"] = self._token
+        if parts.username is not None:
+            self._session.auth = (unquote(parts.username), unquote(parts.password or ""))
+        self._session.params = extra
 
     def __enter__(self) -> Self:
         return self
@@ -358,7 +397,11 @@ class SocrataClient:
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "[app token]") if self._token else text
+        if self._token:
+            text = text.replace(self._token, "[app token]")
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return redact_url_secrets(text)
 
     def _reason(self, exc: BaseException) -> str:
         # requests wraps urllib3's MaxRetryError, whose `.reason` is the readable part.
