@@ -136,12 +136,14 @@ def _csv_reason(record: bytes, values: list[str] | None, fields: tuple[str, ...]
 
 def _neutralise_json(page: "Page", key: str | None) -> tuple["Page", list[BadRecord]]:
     rows = json.loads(page.body.decode("utf-8", "surrogateescape"))
+    # In valid UTF-8, a surrogate can only come from an escape such as "\udcff".
+    escaped = _is_utf8(page.body)
     kept, bad = [], []
     for position, row in enumerate(rows, start=1):
         reason = "; ".join(
             part
             for name, value in row.items()
-            if (part := _value_reasons(_clean_name(name), _as_text(value)))
+            if (part := _value_reasons(_clean_name(name), _as_text(value), escaped=escaped))
         )
         if not reason:
             kept.append(row)
@@ -170,11 +172,11 @@ def _clean_name(name: str) -> str:
 # --- both ------------------------------------------------------------------------------------
 
 
-def _value_reasons(field: str, value: str) -> str:
+def _value_reasons(field: str, value: str, *, escaped: bool = False) -> str:
     reasons = []
     if "\x00" in value:
         reasons.append(f"{field} {NUL_BYTE}")
-    if _UNDECODED.search(value):
+    if not escaped and _UNDECODED.search(value):
         reasons.append(f"{field} {NOT_UTF8}")
     elif _SURROGATE.search(value):
         reasons.append(f"{field} {LONE_SURROGATE}")
