@@ -227,6 +227,8 @@ class FileSource:
                         ) from None
                     buffer, position = buffer[position:] + more, 0
                     continue
+                if end - position > MAX_RECORD_BYTES:
+                    raise SyncError(self._too_large(f"row {index + 1}"))
                 yield item, buffer[position:end]
                 position, index = end, index + 1
 
