@@ -34,8 +34,9 @@ LONE_SURROGATE = "holds a lone UTF-16 surrogate escape"
 _KEY_SHAPE = re.compile(r"\s*\d{1,18}\s*")  # a tree_id worth keeping: fits a bigint
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _UNDECODED = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of a bad byte
-# `\u0000`, or a \uD800-\uDFFF escape (a pair is fine, and is checked exactly below).
-_JSON_SUSPECT = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
+# `\u0000`, or what may start a \uD800-\uDFFF escape (a pair is fine: checked exactly
+# then). Plain `in` scans: a regular expression costs ten times more on a big page.
+_JSON_SUSPECTS = (b"\\u0000", b"\\ud", b"\\uD")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def neutralise(page: "Page", *, key: str | None) -> tuple["Page", list[BadRecord
         return _neutralise_csv(page, key)
     if (
         b"\x00" not in page.body
-        and _JSON_SUSPECT.search(page.body) is None
+        and not any(suspect in page.body for suspect in _JSON_SUSPECTS)
         and _is_utf8(page.body)
     ):
         return page, []
