@@ -238,9 +238,12 @@ def run(
         _finish(sync_run, outcome, error=f"{reason}; nothing was written")
         raise
     except DatabaseError as exc:
-        # psycopg's messages run over several lines ("server closed the connection
-        # unexpectedly\n\tThis probably means..."); the first says what happened.
-        error = f"database error: {_first_line(exc)}; nothing was written"
+        # What went wrong first (a lost connection, say), not a failed reconnect after it.
+        first, link = exc, exc
+        while (link := link.__cause__ or link.__context__) is not None:
+            if isinstance(link, DatabaseError):
+                first = link
+        error = f"database error: {_first_line(first)}; nothing was written"
         raise SyncError(_finish(sync_run, outcome, error=error)) from exc
     except Exception as exc:
         # A bug, not a condition we expect: record it, then let it surface with its traceback.
@@ -256,6 +259,8 @@ def run(
 
 
 def _first_line(exc: BaseException) -> str:
+    """psycopg's messages run over several lines ("server closed the connection
+    unexpectedly\n\tThis probably means..."); the first says what happened."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
