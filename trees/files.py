@@ -155,7 +155,7 @@ class FileSource:
     def _too_large(self, what: str) -> str:
         return (
             f"{self.path}: {what} is larger than {MAX_RECORD_BYTES >> 20} MiB, the most a row "
-            "may hold (is this the census as CSV or JSON?)"
+            "may hold (an unclosed quote? is this the census as CSV or JSON?)"
         )
 
     def _json_pages(self, *, page_size: int, max_rows: int | None) -> Iterator[Page]:
