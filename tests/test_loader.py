@@ -1,4 +1,5 @@
 import datetime
+from dataclasses import replace
 
 import pytest
 from django.db import connection
@@ -232,3 +233,50 @@ def test_a_first_load_takes_a_tree_repeated_on_a_later_page_from_that_page():
     results = [loader.load(page, map_headers(page.fields)) for page in (first, again)]
     assert [(r.inserted, r.updated) for r in results] == [(2, 0), (1, 1)]
     assert Tree.objects.get(tree_id=2).tree_dbh == 9
+
+
+def with_bytes(page, marker: str, raw: bytes):
+    """The page with the text `marker` replaced by raw bytes no Postgres text can hold."""
+    return replace(page, body=page.body.replace(marker.encode(), raw))
+
+
+@pytest.mark.parametrize(
+    ("make_page", "raw", "reason"),
+    [
+        (csv_page, b"\x00", "address holds a NUL byte"),
+        (csv_page, b"\xff", "address is not valid UTF-8"),
+        (json_page, b"\\u0000", "address holds a NUL byte"),
+        (json_page, b"\xff", "address is not valid UTF-8"),
+    ],
+    ids=["csv-nul", "csv-0xff", "json-u0000", "json-0xff"],
+)
+def test_a_row_with_bytes_postgres_cannot_hold_is_rejected_and_the_rest_land(
+    make_page, raw, reason
+):
+    rows = [soda_row(tree_id=str(n)) for n in range(1, 6)]
+    rows[3]["address"] = "12 BAD@BYTE STREET"
+    page = with_bytes(make_page(rows, offset=100), "@", raw)
+    _, [result] = load(page)
+    assert (result.fetched, result.inserted, result.rejected) == (5, 4, 1)
+    assert result.rejections == [{"row": 104, "tree_id": "4", "reason": reason}]
+    assert set(Tree.objects.values_list("tree_id", flat=True)) == {1, 2, 3, 5}
+
+
+def test_rows_after_an_unreadable_one_keep_their_numbers_in_rejections():
+    rows = [soda_row(tree_id="1", address="A\x01B"), soda_row(tree_id="2"), soda_row(tree_id="x")]
+    page = with_bytes(csv_page(rows), "\x01", b"\x00")
+    _, [result] = load(page)
+    assert [(r["row"], r["tree_id"]) for r in result.rejections] == [(1, "1"), (3, "x")]
+    assert "holds a NUL byte" in result.rejections[0]["reason"]
+    assert "tree_id is not an integer" in result.rejections[1]["reason"]
+
+
+def test_a_full_run_keeps_a_tree_whose_row_was_unreadable_this_time():
+    TreeFactory(tree_id=8)
+    page = with_bytes(
+        csv_page([soda_row(tree_id="1"), soda_row(tree_id="8", address="@")]), "@", b"\xff"
+    )
+    loader, [result] = load(page, track_seen=True)
+    assert result.rejected == 1
+    assert loader.delete_missing() == 0
+    assert set(Tree.objects.values_list("tree_id", flat=True)) == {1, 8}

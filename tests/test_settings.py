@@ -274,3 +274,20 @@ def test_a_zero_login_cool_off_stops_startup():
     result = load_settings(SECRET_KEY=GOOD_KEY, LOGIN_COOLOFF_MINUTES="0")
     assert result.returncode != 0
     assert "LOGIN_COOLOFF_MINUTES" in result.stderr
+
+
+def test_log_lines_carry_no_url_credentials():
+    import logging
+
+    from config.logging import UTCFormatter
+
+    try:
+        raise ValueError("GET https://me:pw-1@x.us/r.csv?$$app_token=tok-2")
+    except ValueError:
+        request = '"GET /r.csv?%24%24app_token=tok-3 HTTP/1.1" 200'
+        record = logging.LogRecord("urllib3", logging.DEBUG, __file__, 1, "%s", (request,), None)
+        record.exc_info = sys.exc_info()
+    line = UTCFormatter("%(message)s").format(record)
+    assert "app_token=[redacted]" in line
+    for secret in ("pw-1", "tok-2", "tok-3"):
+        assert secret not in line

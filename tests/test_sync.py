@@ -651,3 +651,30 @@ def test_syncs_converge_on_upstream_whatever_changes_during_them(soda_server_fac
     assert stored.keys() - expected.keys() <= deleted_upstream  # only a full run sees those
     sync_from(server, full=True, allow_mass_delete=True)
     assert differences(server) == {}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "value", "reason"),
+    [
+        ("csv", "12\x00 MAIN STREET", "address holds a NUL byte"),
+        ("csv", "12 M\udcffIN STREET", "address is not valid UTF-8"),  # served as a raw 0xFF
+        ("json", "12\x00 MAIN STREET", "address holds a NUL byte"),  # served as \u0000
+        ("json", "12 M\udcffIN STREET", "address holds a lone UTF-16 surrogate escape"),
+    ],
+    ids=["csv-nul", "csv-0xff", "json-u0000", "json-udcff"],
+)
+def test_rows_with_bytes_postgres_cannot_hold_are_rejected_and_every_run_goes_on(
+    soda_server_factory, fmt, value, reason
+):
+    server = soda_server_factory(rows=300)
+    [bad] = server.update_rows(server.tree_ids()[150:151], address=value)
+    run = sync_from(server, page_size=100, client={"format": fmt})
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error_message
+    assert (run.rows_fetched, run.rows_inserted, run.rows_rejected) == (300, 299, 1)
+    [sample] = run.rejection_samples
+    assert (sample["tree_id"], sample["reason"]) == (str(bad), reason)
+    assert server.rows()[sample["row"] - 1]["tree_id"] == str(bad)  # the right row is named
+    again = sync_from(server, full=True, client={"format": fmt})
+    assert again.status == SyncRun.Status.SUCCEEDED
+    assert (again.rows_rejected, again.rows_deleted) == (1, 0)
+    assert Tree.objects.count() == 299

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from django.db import DataError, IntegrityError, connection, transaction
 from psycopg import sql
 
+from trees import records
 from trees.columns import (
     BOROUGH_BY_CODE,
     COLUMNS,
@@ -362,6 +363,13 @@ DUPLICATES_SQL = f"""
     DELETE FROM {TYPED} AS s USING ranked WHERE s.line = ranked.line AND ranked.n > 1
 """
 
+# Placeholders of rows Postgres could not read (see trees.records): their own reason only.
+UNREADABLE_SQL = f"""
+    UPDATE {TYPED} AS s SET reason = u.reason, raw_tree_id = COALESCE(s.raw_tree_id, u.tree_id)
+    FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(line, reason, tree_id)
+    WHERE s.line = u.line
+"""
+
 _UPDATED_AT = next(c for c in COLUMNS if c.field == "socrata_updated_at")
 SUMMARY_SQL = f"""
     SELECT count(*), count(*) FILTER (WHERE reason IS NOT NULL),
@@ -412,6 +420,7 @@ class Loader:
         self.sample_size = sample_size
         self.staged_rows = 0
         self._spare_columns = 0
+        self._unreadable: list[tuple[int, str, str | None]] = []  # (line, reason, tree_id)
 
     def start(self) -> None:
         """Create the staging tables (dropped when the transaction ends)."""
@@ -437,8 +446,12 @@ class Loader:
         """Add the page's rows to sync_typed: by COPY when every value reads, else carefully.
 
         Each row's `line` is its position in the whole fetch (the page's offset plus its
-        place in the page), for rejection samples and for "a later row wins".
+        place in the page), for rejection samples and for "a later row wins". A row holding
+        bytes no Postgres text can (NUL, invalid UTF-8) is staged as an empty placeholder
+        and rejected with its reason at the next flush (see trees.records).
         """
+        page, unreadable = records.neutralise(page, key=columns.sources.get("tree_id"))
+        self._unreadable += [(page.offset + r.position, r.reason, r.tree_id) for r in unreadable]
         with connection.cursor() as cursor:
             if page.format == "csv":
                 # Outside the savepoint below: rolling it back would take new columns along.
@@ -465,6 +478,10 @@ class Loader:
         """Check and write what is staged; returns what it did."""
         with connection.cursor() as cursor:
             self._check_rows(cursor)
+            if self._unreadable:
+                lines, reasons, tree_ids = zip(*self._unreadable, strict=True)
+                cursor.execute(UNREADABLE_SQL, [list(lines), list(reasons), list(tree_ids)])
+                self._unreadable.clear()
             cursor.execute(DUPLICATES_SQL)
             superseded = cursor.rowcount
             cursor.execute(SUMMARY_SQL)

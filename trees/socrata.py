@@ -33,6 +33,7 @@ import io
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from email.utils import parsedate_to_datetime
 from functools import partial
 from types import TracebackType
 from typing import Self
-from urllib.parse import unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit, urlunsplit
 
 import requests
 
@@ -59,6 +60,24 @@ KEYSET_ORDERS = {":id": (":id",), ":updated_at,:id": (":updated_at", ":id")}
 
 #: A row's place in a keyset order: (`:updated_at` or None, `:id`), as the server sent them.
 type Key = tuple[str | None, str]
+
+#: Query parameter names that carry credentials: their values appear in no message or log.
+SECRET_PARAM_NAME = re.compile(r"(?i)token|key|passw|pwd|secret|signature|sig|auth|credential")
+_SECRET_PARAM = re.compile(
+    r"(?i)(?P<name>[?&;][^=&#\s]*?(?:token|key|passw|pwd|secret|signature|sig|auth|credential)"
+    r"[^=&#\s]*=)[^&#\s'\"]+"
+)
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s?#]+@")
+
+
+def redact_url_secrets(text: str) -> str:
+    """`text` with every URL credential in it replaced: `user:pass@`, and the value of
+    any query parameter whose name looks like one (`$$app_token`, `key`, `password`...).
+
+    For anything that may hold a URL: messages, log lines (config/logging.py), records.
+    """
+    text = _USERINFO.sub(r"\g<scheme>[redacted]@", text)
+    return _SECRET_PARAM.sub(r"\g<name>[redacted]", text)
 
 
 @dataclass(frozen=True)
@@ -144,20 +163,41 @@ class SocrataClient:
             raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        self.base_url = base_url.rstrip("/")
+        # Credentials written into the URL (an app token in the query, `user:pass@`) are
+        # taken out of it: the token goes in the header like one given on its own, the
+        # login into the session, other parameters into every request; and every value of
+        # them is scrubbed from what this client says, so none reaches a log or a SyncRun.
+        parts = urlsplit(base_url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        url_token = next((value for name, value in query if name == "$$app_token"), None)
+        extra = {name: value for name, value in query if name != "$$app_token"}
+        host = parts.netloc.rpartition("@")[2]
+        self.base_url = urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
         self.format = format
         self.max_attempts = max_attempts
         self.backoff_factor = backoff_factor
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
         self._timeout = (connect_timeout, read_timeout)
-        self._token = app_token or None
+        self._token = app_token or url_token or None
+        self._secrets = [
+            secret
+            for secret in (
+                parts.password and unquote(parts.password),
+                url_token,
+                *(value for name, value in extra.items() if SECRET_PARAM_NAME.search(name)),
+            )
+            if secret and secret != self._token
+        ]
         self._sleep = sleep
         self._random = random.Random()  # noqa: S311 - jitter, not cryptography
         self._session = requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         if self._token:
             self._session.headers["X-App-Token"] = self._token
+        if parts.username is not None:
+            self._session.auth = (unquote(parts.username), unquote(parts.password or ""))
+        self._session.params = extra
 
     def __enter__(self) -> Self:
         return self
@@ -400,7 +440,11 @@ class SocrataClient:
         return ceiling / 2 + self._random.uniform(0, ceiling / 2)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "[app token]") if self._token else text
+        if self._token:
+            text = text.replace(self._token, "[app token]")
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return redact_url_secrets(text)
 
     def _reason(self, exc: BaseException) -> str:
         # requests wraps urllib3's MaxRetryError, whose `.reason` is the readable part.
@@ -462,7 +506,10 @@ def _check_csv(body: bytes) -> tuple[tuple[str, ...], int, dict[str, str]]:
     be as wide as the header."""
     # The C csv reader, fed line by line from a decoding wrapper over the same bytes (no
     # second full copy). strict=True turns an unterminated quote (a cut body) into an error.
-    text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", newline="")
+    # A bad byte in a value is that row's problem, not the page's (trees.records): kept.
+    text = io.TextIOWrapper(
+        io.BytesIO(body), encoding="utf-8", errors="surrogateescape", newline=""
+    )
     reader = csv.reader(text, strict=True)
     try:
         header = next(reader, None)
@@ -477,7 +524,7 @@ def _check_csv(body: bytes) -> tuple[tuple[str, ...], int, dict[str, str]]:
                 raise _InvalidBody(
                     f"CSV record {row_count} has {len(record)} fields, the header has {width}"
                 )
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         raise _InvalidBody(f"unreadable CSV: {exc}") from exc
     return tuple(header), row_count, dict(zip(header, record, strict=False))
 
@@ -488,8 +535,9 @@ def _check_json(
     """The fields, the number of rows and the last row; the body must be a JSON array of
     objects."""
     try:
-        rows = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        # A bad byte in a value is that row's problem, not the page's (trees.records).
+        rows = json.loads(body.decode("utf-8", "surrogateescape"))
+    except ValueError as exc:
         raise _InvalidBody(f"JSON that does not parse: {exc}") from exc
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
         raise _InvalidBody("JSON that is not an array of objects")

@@ -206,25 +206,35 @@ def run(
 ) -> SyncRun:
     """Sync `dataset` from `source`; returns the finished SyncRun or raises SyncError.
 
-    `full` asks for everything; without it the run is incremental when an earlier complete
-    run left a watermark and the source can give a window, full otherwise. A full run
-    deletes the trees the source no longer has, but only after a complete fetch, only
-    those the source confirms absent, and, unless `allow_mass_delete`, never more than
-    `SYNC_MAX_DELETE_FRACTION` of the table (it fails instead, writing nothing).
+    `full` answers two questions (STYLE.md): fetch everything, and delete the trees the
+    source lacks? Without it, from Socrata, the run is incremental when an earlier complete
+    run left a watermark, else it fetches everything and deletes what is missing; a file is
+    always read whole but may hold only part of the census, so it deletes nothing. A run
+    that deletes does so only after a complete fetch, only the trees the source confirms
+    absent, and, unless `allow_mass_delete`, never more than `SYNC_MAX_DELETE_FRACTION` of
+    the table (it fails instead, writing nothing).
     """
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise SyncError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
     if limit is not None and limit < 1:
         raise SyncError(f"--limit must be a positive number of rows, not {limit}")
-    previous = last_complete_run(dataset)
-    fetch_all = full or previous is None or not source.supports_incremental
-    watermark = None if fetch_all else previous.watermark
-    sync_run = SyncRun.objects.create(
-        dataset=dataset,
-        source=source.description,
-        mode=SyncRun.Mode.FULL if fetch_all else SyncRun.Mode.INCREMENTAL,
-        dry_run=dry_run,
-    )
+    try:
+        previous = last_complete_run(dataset)
+        fetch_all = full or previous is None or not source.supports_incremental
+        delete_missing = full or (fetch_all and source.supports_incremental)
+        watermark = None if fetch_all else previous.watermark
+        sync_run = SyncRun.objects.create(
+            dataset=dataset,
+            source=source.description,
+            mode=SyncRun.Mode.FULL if fetch_all else SyncRun.Mode.INCREMENTAL,
+            dry_run=dry_run,
+        )
+    except DatabaseError as exc:
+        raise SyncError(f"database error: {_first_line(exc)}; nothing was written") from exc
+    if fetch_all and not delete_missing:
+        logger.info(
+            "Reading %s whole; trees it lacks are kept (--full deletes them)", source.description
+        )
     outcome = Outcome()
     try:
         with advisory_lock(sync_run):
@@ -232,7 +242,7 @@ def run(
             complete = _sync(
                 source=source,
                 watermark=watermark,
-                delete_missing=fetch_all,
+                delete_missing=delete_missing,
                 allow_mass_delete=allow_mass_delete,
                 page_size=page_size,
                 limit=limit,
@@ -244,18 +254,25 @@ def run(
         _finish(sync_run, outcome, error=str(exc))
         raise
     except SocrataError as exc:
-        _finish(sync_run, outcome, error=f"Socrata: {exc}")
-        raise SyncError(f"Socrata: {exc}") from exc
+        message = _finish(sync_run, outcome, error=f"Socrata: {exc}")
+        raise SyncError(message) from exc
     except SyncError as exc:
-        _finish(sync_run, outcome, error=str(exc))
-        raise
+        message = _finish(sync_run, outcome, error=str(exc))
+        if message == str(exc):
+            raise
+        raise SyncError(message) from exc
     except KeyboardInterrupt as exc:
         reason = str(exc) or "interrupted (Ctrl-C)"
         _finish(sync_run, outcome, error=f"{reason}; nothing was written")
         raise
     except DatabaseError as exc:
-        _finish(sync_run, outcome, error=f"database error: {exc}; nothing was written")
-        raise SyncError(f"database error: {exc}") from exc
+        # What went wrong first (a lost connection, say), not a failed reconnect after it.
+        first, link = exc, exc
+        while (link := link.__cause__ or link.__context__) is not None:
+            if isinstance(link, DatabaseError):
+                first = link
+        error = f"database error: {_first_line(first)}; nothing was written"
+        raise SyncError(_finish(sync_run, outcome, error=error)) from exc
     except Exception as exc:
         # A bug, not a condition we expect: record it, then let it surface with its traceback.
         _finish(sync_run, outcome, error=f"unexpected error: {exc!r}; nothing was written")
@@ -263,8 +280,16 @@ def run(
     if complete:
         newest = [w for w in (watermark, outcome.newest) if w is not None]
         sync_run.watermark = max(newest) if newest else None
-    _finish(sync_run, outcome)
+    unrecorded = _finish(sync_run, outcome)
+    if unrecorded is not None:
+        raise SyncError(f"the trees were written, but {unrecorded}")
     return sync_run
+
+
+def _first_line(exc: BaseException) -> str:
+    """psycopg's messages run over several lines ("server closed the connection
+    unexpectedly\n\tThis probably means..."); the first says what happened."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def last_complete_run(dataset: str) -> SyncRun | None:
@@ -649,7 +674,13 @@ def _mark_abandoned_runs(*, exclude: SyncRun) -> None:
     )
 
 
-def _finish(sync_run: SyncRun, outcome: Outcome, *, error: str | None = None) -> None:
+def _finish(sync_run: SyncRun, outcome: Outcome, *, error: str | None = None) -> str | None:
+    """Record how the run ended; returns `error`, saying so if it could not be recorded.
+
+    The database may be what failed: then this tries once more on a fresh connection, and
+    if that fails too, the run stays 'running' until the next sync marks it abandoned.
+    Returns None only when a successful run was recorded.
+    """
     sync_run.finished_at = timezone.now()
     sync_run.rows_fetched = outcome.fetched
     sync_run.rows_rejected = outcome.rejected
@@ -666,11 +697,20 @@ def _finish(sync_run: SyncRun, outcome: Outcome, *, error: str | None = None) ->
         sync_run.status = SyncRun.Status.FAILED
         sync_run.error_message = error
     try:
-        sync_run.save()
-    except (InterfaceError, OperationalError):
-        # An interrupt can leave the connection unusable; a fresh one records the outcome.
-        connection.close()
-        sync_run.save()
+        try:
+            sync_run.save()
+        except (InterfaceError, OperationalError):
+            # An interrupt can leave the connection unusable; a fresh one records the outcome.
+            connection.close()
+            sync_run.save()
+    except DatabaseError as exc:
+        logger.debug("Could not record run %s: %s", sync_run.pk, _first_line(exc))
+        unrecorded = (
+            f"run {sync_run.pk} could not be recorded as {sync_run.status} "
+            f"({_first_line(exc)}); the next sync marks it abandoned"
+        )
+        return unrecorded if error is None else f"{error}; {unrecorded}"
+    return error
 
 
 _DONE = object()

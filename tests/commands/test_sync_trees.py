@@ -1,9 +1,11 @@
 """`manage.py sync_trees` as operators run it: a real process, its output and exit status."""
 
 import fcntl
+import gzip
 import json
 import os
 import pty
+import random
 import signal
 import struct
 import subprocess
@@ -17,7 +19,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from trees import sync
+from tests.fakes.soda import write_bulk_csv
+from trees import files, sync
 from trees.models import SyncRun, Tree
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -248,3 +251,234 @@ def test_a_bad_page_size_is_refused():
     result = sync_trees("--page-size", "60000", env=command_env())
     assert result.returncode == 1
     assert "--page-size must be between 1 and 50000" in result.stderr
+
+
+# --- files: only --full deletes; an unusable file is one clear line (issue 10) ---------------
+
+
+def first_rows_as_bulk_csv(server, path: Path, rows: int) -> Path:
+    server.write_bulk_csv(path)
+    with path.open() as whole:
+        kept = [next(whole) for _ in range(rows + 1)]
+    path.write_text("".join(kept))
+    return path
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    """The failure as operators see it: exit 1 and exactly one line on stderr."""
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_file_without_full_inserts_and_updates_but_deletes_nothing(server, tmp_path):
+    assert sync_trees(env=command_env(server.url)).returncode == 0
+    path = first_rows_as_bulk_csv(server, tmp_path / "ten.csv", 10)
+    result = sync_trees("--from-file", str(path), env=command_env())
+    assert result.returncode == 0, result.stderr
+    assert "fetched 10," in result.stdout
+    assert "deleted 0," in result.stdout
+    assert Tree.objects.count() == 300
+
+
+def test_a_file_with_full_deletes_the_trees_it_lacks(server, tmp_path):
+    assert sync_trees(env=command_env(server.url)).returncode == 0
+    path = first_rows_as_bulk_csv(server, tmp_path / "ten.csv", 10)
+    result = sync_trees("--from-file", str(path), "--full", env=command_env())
+    assert result.returncode == 0, result.stderr
+    assert "deleted 290," in result.stdout
+    assert Tree.objects.count() == 10
+
+
+@pytest.mark.parametrize("full", [[], ["--full"]], ids=["default", "full"])
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("header.csv", "tree_id,status,health\n", "holds no trees: a header and no rows"),
+        ("rows.json", "[]", "holds no trees: an empty JSON array"),
+        ("empty.csv", "", "is empty: it holds no trees"),
+        ("tree.txt", '{"tree_id": "1", "status": "Alive"}', "holds one JSON object"),
+    ],
+)
+def test_a_file_with_no_trees_is_an_error_and_changes_nothing(
+    server, tmp_path, name, content, reason, full
+):
+    assert sync_trees(env=command_env(server.url)).returncode == 0
+    path = tmp_path / name
+    path.write_text(content)
+    result = sync_trees("--from-file", str(path), *full, env=command_env())
+    assert reason in one_line_error(result)
+    assert Tree.objects.count() == 300
+    failed = SyncRun.objects.order_by("-id").first()
+    assert failed.status == SyncRun.Status.FAILED
+    assert reason in failed.error_message
+
+
+def _gzip_csv() -> bytes:
+    return gzip.compress(b"tree_id,status\n1,Alive\n")
+
+
+HOSTILE_FILES = {
+    "random-bytes": (lambda: random.Random(0).randbytes(200_000), "is not a CSV or JSON file"),
+    "gzip": (_gzip_csv, "is gzip-compressed: decompress it first"),
+    "png": (lambda: b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, "is a PNG image"),
+    "latin-1-header": (
+        lambda: "tree_id,adresse_\xe9\n1,x\n".encode("latin-1"),
+        "its first line is not UTF-8 text",
+    ),
+    "header-over-1-MiB": (
+        lambda: b"tree_id," + b"a" * files.MAX_RECORD_BYTES,
+        "the header line is larger than 1 MiB",
+    ),
+    "csv-row-over-1-MiB": (
+        lambda: b"tree_id,address\n1,x\n2," + b"a" * files.MAX_RECORD_BYTES + b"\n",
+        "row 2 is larger than 1 MiB",
+    ),
+    "json-row-over-1-MiB": (
+        lambda: b'[{"tree_id": "1"}, {"address": "' + b"a" * files.MAX_RECORD_BYTES + b'"}]',
+        "row 2 is larger than 1 MiB",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", HOSTILE_FILES)
+def test_a_hostile_file_ends_in_one_clear_line_and_writes_nothing(tmp_path, kind):
+    make, reason = HOSTILE_FILES[kind]
+    path = tmp_path / ("trees.json" if kind.startswith("json") else "trees.csv")
+    path.write_bytes(make())
+    result = sync_trees("--from-file", str(path), env=command_env())
+    assert reason in one_line_error(result)
+    assert not Tree.objects.exists()
+    run = SyncRun.objects.get()
+    assert run.status == SyncRun.Status.FAILED
+    assert reason in run.error_message
+
+
+def peak_rss_mib(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+    """Run sync_trees under a small parent whose only child it is, and report its peak RSS."""
+    measure = (
+        "import resource, subprocess, sys; "
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "sys.stdout.write(done.stdout); sys.stderr.write(done.stderr); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
+        "sys.exit(done.returncode)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", measure, sys.executable, "manage.py", "sync_trees", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    *err, rss_kib = done.stderr.strip().splitlines()
+    result = subprocess.CompletedProcess(done.args, done.returncode, done.stdout, "\n".join(err))
+    return result, int(rss_kib) / 1024
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "size_mib", "reason"),
+    [
+        (b"tree_id,", b"\n1\n", 400, "the header line is larger than 1 MiB"),
+        (b"tree_id,address\n1,", b"\n", 300, "row 1 is larger than 1 MiB"),
+    ],
+    ids=["400-MB-header", "300-MB-row"],
+)
+def test_memory_stays_bounded_whatever_the_file(tmp_path, start, end, size_mib, reason):
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as file:
+        file.write(start)
+        chunk = b"a" * (1 << 20)
+        for _ in range(size_mib):
+            file.write(chunk)
+        file.write(end)
+    try:
+        result, rss = peak_rss_mib("--from-file", str(path), env=command_env())
+    finally:
+        path.unlink()
+    assert reason in one_line_error(result)
+    assert rss < 300, f"peak RSS {rss:.0f} MiB"
+
+
+@pytest.mark.parametrize(("name", "dumps"), [("bad.csv", None), ("bad.json", json.dumps)])
+def test_rows_with_bad_bytes_in_a_file_are_rejected_and_the_rest_land(
+    server, tmp_path, name, dumps
+):
+    rows = list(server.expected_rows().values())[:20]
+    rows[4]["address"] = "@NUL"
+    rows[9]["address"] = "@FF"
+    path = tmp_path / name
+    if dumps is None:
+        write_bulk_csv(path, rows)
+        nul, ff = b"\x00", b"\xff"
+    else:
+        path.write_text(dumps(rows))
+        nul, ff = b"\\u0000", b"\xff"
+    path.write_bytes(path.read_bytes().replace(b"@NUL", nul).replace(b"@FF", ff))
+    result = sync_trees("--from-file", str(path), env=command_env())
+    assert result.returncode == 0, result.stderr
+    assert "fetched 20, inserted 18," in result.stdout
+    assert "rejected 2" in result.stdout
+    assert "rejected row 5: address holds a NUL byte" in result.stdout
+    assert "rejected row 10: address is not valid UTF-8" in result.stdout
+
+
+# --- secrets in SOCRATA_URL (issue 10, finding 9) ---------------------------------------------
+
+
+@pytest.mark.parametrize("soda_server", [{"rows": 50, "app_token": "t0ken-in-url"}], indirect=True)
+def test_a_token_inside_socrata_url_is_used_but_never_stored_or_printed(soda_server):
+    url = f"{soda_server.url}/?$$app_token=t0ken-in-url"
+    result = sync_trees("-v", "2", env=command_env(url, LOG_LEVEL="DEBUG"))
+    assert result.returncode == 0, result.stderr
+    assert set(soda_server.app_tokens) == {"t0ken-in-url"}  # it was used, as the header
+    assert all("t0ken-in-url" not in r.raw_query for r in soda_server.requests)
+    assert "GET /resource/" in result.stdout  # the DEBUG log of every request is there...
+    assert "t0ken-in-url" not in result.stdout + result.stderr  # ...without the token
+    run = SyncRun.objects.values().get()
+    assert "t0ken-in-url" not in repr(run)
+    assert run["source"] == f"{soda_server.url}/resource/uvpi-gqnh.csv"
+
+
+# --- the database going away mid-run (issue 10, finding 5) ------------------------------------
+
+
+def test_a_database_that_goes_away_mid_sync_ends_in_one_line(server):
+    db = connection.settings_dict
+    connection.ensure_connection()
+    own = connection.connection.info.backend_pid
+    held = server.hold(offset=100)  # the second page waits: the first is staged, uncommitted
+    process = start("--page-size", "100", env=command_env(server.url))
+    assert held.arrived.wait(60), "the sync never asked for its second page"
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        dbname="postgres",
+        autocommit=True,
+    ) as admin:
+        admin.execute(f'ALTER DATABASE "{db["NAME"]}" ALLOW_CONNECTIONS false')
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> %s",
+                [db["NAME"], own],
+            )
+            held.release()
+            out, err = process.communicate(timeout=60)
+        finally:
+            admin.execute(f'ALTER DATABASE "{db["NAME"]}" ALLOW_CONNECTIONS true')
+    result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    line = one_line_error(result)
+    assert line.startswith("CommandError: Sync failed: database error:")
+    assert "nothing was written" in line
+    assert not Tree.objects.exists()
+
+    again = sync_trees(env=command_env(server.url))  # the database is back
+    assert again.returncode == 0, again.stderr
+    first, second = SyncRun.objects.order_by("id")
+    assert first.status == SyncRun.Status.FAILED
+    assert second.status == SyncRun.Status.SUCCEEDED
+    assert Tree.objects.count() == 300

@@ -845,7 +845,8 @@ def _encode(fmt: str, fields: list[str], rows: Iterable[list[str | None]]) -> by
         writer = csv.writer(buffer, quoting=csv.QUOTE_NOTNULL, lineterminator="\n")
         writer.writerow(fields)
         writer.writerows(rows)
-        return buffer.getvalue().encode()
+        # surrogateescape: a value holding "\udcff" serves a raw 0xFF byte, as a bad export can.
+        return buffer.getvalue().encode("utf-8", "surrogateescape")
     dumps = json.JSONEncoder(separators=(",", ":")).encode
     objects = (
         dumps(

@@ -24,7 +24,7 @@ data changes (see `dataset.py`), so a repeated pass costs only socket writes. Re
 HTTP/1.1 keep-alive and Content-Length.
 
 Faults are queued through methods (`fail`, `respond_with`, `drop_connection`, `truncate_body`,
-`short_page`, `break_record`, `slow`); each is consumed by the next `times` matching
+`short_page`, `break_record`, `slow`, `hold`); each is consumed by the next `times` matching
 `/resource` requests. A fault with `offset=None` matches any of them (a count too); with
 `offset=N` only page requests whose first row is row N of their result: `$offset=N`, or, for
 keyset paging (`$where=... AND :id > 'x'`), the page that starts N rows past the start of
@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
@@ -121,6 +121,18 @@ class Fault:
     reply: Reply | None = None  # for kind "reply"
     seconds: float = 0.0  # for kind "slow"
     rows: int = 0  # for kind "short_page"
+    hold: "Hold | None" = None  # for kind "hold"
+
+
+@dataclass
+class Hold:
+    """A request held by `FakeSodaServer.hold`: `arrived` once it came, answered on `release()`."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 _STATUS_BODIES = {
@@ -412,6 +424,12 @@ class FakeSodaServer:
         """Wait `seconds` before answering (for read-timeout tests)."""
         self._add_fault(Fault("slow", times, offset, seconds=seconds))
 
+    def hold(self, *, offset: int | None = None) -> Hold:
+        """Hold the next matching request until `release()`: something can happen meanwhile."""
+        held = Hold()
+        self._add_fault(Fault("hold", 1, offset, hold=held))
+        return held
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -530,6 +548,10 @@ class FakeSodaServer:
         fault = self._take_fault(position, count)
         if fault and fault.kind == "slow":
             self._stopping.wait(fault.seconds)
+        if fault and fault.hold:
+            fault.hold.arrived.set()
+            while not fault.hold.released.wait(0.05) and not self._stopping.is_set():
+                pass
         if fault and fault.reply:
             return self._send(handler, fault.reply, request_id)
         if fault and fault.kind == "drop":

@@ -28,7 +28,7 @@ class Command(BaseCommand):
     help = (
         "Bring the street tree census from Socrata (or a file) into the database. "
         "Incremental once a complete run exists; --full fetches everything and deletes "
-        "trees the source no longer has."
+        "trees the source no longer has. A file is read whole, and only --full deletes."
     )
 
     def add_arguments(self, parser) -> None:
@@ -58,7 +58,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--from-file",
             metavar="PATH",
-            help="read the API's JSON or CSV, or the portal's bulk CSV export, from disk",
+            help="read the API's JSON or CSV, or the portal's bulk CSV export, from disk "
+            "(inserts and updates; with --full, also deletes the trees the file lacks)",
         )
         parser.add_argument(
             "--format",
