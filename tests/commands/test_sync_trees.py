@@ -286,7 +286,13 @@ def test_a_file_without_full_inserts_and_updates_but_deletes_nothing(server, tmp
 def test_a_file_with_full_deletes_the_trees_it_lacks(server, tmp_path):
     assert sync_trees(env=command_env(server.url)).returncode == 0
     path = first_rows_as_bulk_csv(server, tmp_path / "ten.csv", 10)
-    result = sync_trees("--from-file", str(path), "--full", env=command_env())
+    refused = sync_trees("--from-file", str(path), "--full", env=command_env())
+    assert refused.returncode == 1  # 290 of 300 is a mass delete: it must be asked for
+    assert "--allow-mass-delete" in refused.stderr
+    assert Tree.objects.count() == 300
+    result = sync_trees(
+        "--from-file", str(path), "--full", "--allow-mass-delete", env=command_env()
+    )
     assert result.returncode == 0, result.stderr
     assert "deleted 290," in result.stdout
     assert Tree.objects.count() == 10
