@@ -207,6 +207,12 @@ def test_max_of_updated_at_is_one_object(soda_server):
     rows = get_json(soda_server, **{"$select": "max(:updated_at) AS newest"})
 
     assert rows == [{"newest": soda_server.last_updated_at}]
+    soda_server.republish()
+    soda_server.delete_rows(5)
+    newest = max(row[":updated_at"] for row in soda_server.rows())
+    assert get_json(soda_server, **{"$select": "max(:updated_at) AS newest"}) == [
+        {"newest": newest}
+    ]
     assert get_json(soda_server, **{"$select": "max(:updated_at)", "$where": "tree_id < 0"}) == [
         {}
     ]
