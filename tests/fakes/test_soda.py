@@ -275,7 +275,15 @@ def test_field_equality_filter(soda_server):
 
 @pytest.mark.parametrize(
     "params",
-    [{"$where": "tree_id >> 5"}, {"$where": "upper(status) = 'ALIVE'"}, {"$group": "status"}],
+    [
+        {"$where": "tree_id >> 5"},
+        {"$where": "upper(status) = 'ALIVE'"},
+        {"$group": "status"},
+        {"$where": "(tree_id > 5"},
+        {"$where": "tree_id > 5 OR"},
+        {"$where": "tree_id in 5"},
+        {"$where": "tree_id in (5, tree_id)"},
+    ],
 )
 def test_unsupported_queries_are_malformed(soda_server, params):
     response = get(soda_server, **params)
