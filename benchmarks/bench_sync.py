@@ -159,29 +159,25 @@ def last_run(database: str) -> dict:
 
 
 def download_pages(url: str, page_size: int, into: Path | None = None) -> float:
-    """Fetch every CSV page as the sync asks for it; optionally keep the rows as one CSV."""
+    """Fetch every CSV page as the sync asks for it (keyset on :id); optionally keep the rows
+    as one CSV."""
     started = time.perf_counter()
-    offset = 0
+    last_id = None
     out = into.open("wb") if into else None
     with requests.Session() as session:
         while True:
-            response = session.get(
-                f"{url}/resource/{DATASET}.csv",
-                params={
-                    "$select": ":*,*",
-                    "$order": ":id",
-                    "$limit": page_size,
-                    "$offset": offset,
-                },
-                timeout=600,
-            )
+            params = {"$select": ":*,*", "$order": ":id", "$limit": page_size}
+            if last_id is not None:
+                params["$where"] = f":id > '{last_id}'"
+            response = session.get(f"{url}/resource/{DATASET}.csv", params=params, timeout=600)
             response.raise_for_status()
             body = response.content
             if out is not None:
-                out.write(body if offset == 0 else body.split(b"\n", 1)[1])
-            rows = sum(1 for _ in csv.reader(body.decode().splitlines())) - 1
-            offset += page_size
-            if rows < page_size:
+                out.write(body if last_id is None else body.split(b"\n", 1)[1])
+            records = list(csv.reader(body.decode().splitlines()))[1:]
+            if records:
+                last_id = records[-1][0]  # :id comes first under $select=:*,*
+            if len(records) < page_size:
                 break
     if out is not None:
         out.close()

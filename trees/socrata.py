@@ -5,15 +5,15 @@ bytes of each page after checking, cheaply, that they are whole: the stdlib `csv
 the records and checks that each has as many fields as the header (about 0.15 s for a page of
 50,000 census rows); a JSON page must parse as an array of objects, which builds every row's
 dict once (about 0.3-0.45 s and 200 MB more memory for the same page; orjson measured no faster
-here), so CSV is the format for bulk loads. Pages are fetched under `$order` (rows come in no
-stable order without it, so offset paging would skip or repeat rows) and yielded one at a
-time, so memory does not grow with the dataset.
+here), so CSV is the format for bulk loads. Pages are fetched by key under `$order` (rows
+come in no stable order without it, and an offset shifts when rows change during a run; see
+`iter_pages`) and yielded one at a time, so memory does not grow with the dataset.
 
 Why one retry loop and not urllib3's `Retry` on the adapter: most of what goes wrong with a
 large page is only visible after urllib3 has handed the response over: a body cut short (the
 Content-Length check fails while the body is read), JSON that does not parse, a CSV record
-with a field missing, a page that is short although more rows exist. Those need a loop around
-the request anyway. Putting the status and connection failures (202, 429, 5xx, resets,
+with a field missing, a last row without the key the next page starts from. Those need a
+loop around the request anyway. Putting the status and connection failures (202, 429, 5xx, resets,
 timeouts) in the same loop gives one attempt budget (`max_attempts` HTTP requests per call, not
 `max_attempts` squared), one place that honours `Retry-After` with a cap, and one log line per
 retry carrying the `X-Socrata-RequestId`. The adapter therefore keeps requests' default of no

@@ -372,7 +372,9 @@ def _sync(
             if progress is not None:
                 progress(Progress(rows=batch.lines, total=total))
         fetched = batch.lines
-        complete = limit is None or fetched < limit
+        # Keyset pages end only at the source's end (see SocrataClient.iter_pages), so a
+        # run without a limit saw everything; the count may differ if rows went meanwhile.
+        complete = limit is None
         if horizon is not None and complete:
             _catch_up(source, horizon, page_size=page_size, batch=batch)
         batch.flush()

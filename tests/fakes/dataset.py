@@ -243,7 +243,7 @@ class FakeDataset:
         self._cache_bytes = cache_bytes
         self._bodies: OrderedDict[Query, Reply] = OrderedDict()
         self._bodies_size = 0
-        self._orders: dict[tuple, list[int]] = {}
+        self._orders: dict[tuple, object] = {}  # sorted indices, and keyset starts in them
 
     # Cheap per-index facts (no row generated) --------------------------------------------
 
@@ -604,12 +604,18 @@ class FakeDataset:
         ordered = self._ordered(base, order)
         if not cursor:
             return ordered, 0
+        cached = self._orders.get(("keyset", where, order))
+        if cached is not None:
+            return cached
+        self._orders[("keyset", where, order)] = found = self._find_keyset(ordered, cursor)
+        return found
+
+    def _find_keyset(self, ordered: list[int], cursor: tuple[Term, ...]) -> tuple[list[int], int]:
         start = bisect.bisect_left(ordered, True, key=lambda index: self._satisfies(index, cursor))
-        tail = ordered[start:]
         if (
             (start == 0 or not self._satisfies(ordered[0], cursor))
-            and all(self._satisfies(index, cursor) for index in tail[:1000])
-            and (not tail or self._satisfies(tail[-1], cursor))
+            and all(self._satisfies(index, cursor) for index in ordered[start : start + 1000])
+            and (start == len(ordered) or self._satisfies(ordered[-1], cursor))
         ):
             return ordered, start
         return [index for index in ordered if self._satisfies(index, cursor)], 0
@@ -724,8 +730,11 @@ class FakeDataset:
     def _render(self, query: Query) -> Reply:
         if query.max_of:
             fields, types = [query.count_alias], [self._type_of(query.max_of)]
-            values = [self._sort_key(query.max_of)(i) for i in self.matching(query.where, ())]
-            newest = max(values, default=None)  # only sortable fields: text order is time order
+            if query.max_of == ":updated_at" and not query.where:
+                newest = self._newest_updated_at()
+            else:
+                key = self._sort_key(query.max_of)
+                newest = max((key(i) for i in self.matching(query.where, ())), default=None)
             rows: Iterable[list[str | None]] = [[newest if newest is None else str(newest)]]
         elif query.count_alias:
             fields, types = [query.count_alias], ["number"]
@@ -749,6 +758,19 @@ class FakeDataset:
             ("X-SODA2-Data-Out-Of-Date", "false"),
         ]
         return Reply(200, body, headers)
+
+    def _newest_updated_at(self) -> str | None:
+        """max(:updated_at) without a scan: the changed rows' stamps, and the newest base stamp
+        some unchanged live row still has (one in a few rows has each)."""
+        newest = max((self.updated_at(index) for index in self._stored), default=None)
+        for bucket_stamp in sorted({ts for _, ts in _BASE_UPDATES}, reverse=True):
+            stamp = self._lift(bucket_stamp)
+            if newest is not None and stamp <= newest:
+                break
+            unchanged = (i for i in self.live_indices() if i not in self._stored)
+            if any(self._base_updated_at(i) == bucket_stamp for i in unchanged):
+                return stamp
+        return newest
 
     def _type_of(self, name: str) -> str:
         return next((c.type for c in self._schema.values() if c.source == name), "text")

@@ -207,6 +207,12 @@ def test_max_of_updated_at_is_one_object(soda_server):
     rows = get_json(soda_server, **{"$select": "max(:updated_at) AS newest"})
 
     assert rows == [{"newest": soda_server.last_updated_at}]
+    soda_server.republish()
+    soda_server.delete_rows(5)
+    newest = max(row[":updated_at"] for row in soda_server.rows())
+    assert get_json(soda_server, **{"$select": "max(:updated_at) AS newest"}) == [
+        {"newest": newest}
+    ]
     assert get_json(soda_server, **{"$select": "max(:updated_at)", "$where": "tree_id < 0"}) == [
         {}
     ]
@@ -269,7 +275,15 @@ def test_field_equality_filter(soda_server):
 
 @pytest.mark.parametrize(
     "params",
-    [{"$where": "tree_id >> 5"}, {"$where": "upper(status) = 'ALIVE'"}, {"$group": "status"}],
+    [
+        {"$where": "tree_id >> 5"},
+        {"$where": "upper(status) = 'ALIVE'"},
+        {"$group": "status"},
+        {"$where": "(tree_id > 5"},
+        {"$where": "tree_id > 5 OR"},
+        {"$where": "tree_id in 5"},
+        {"$where": "tree_id in (5, tree_id)"},
+    ],
 )
 def test_unsupported_queries_are_malformed(soda_server, params):
     response = get(soda_server, **params)
