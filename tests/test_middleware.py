@@ -21,8 +21,13 @@ def test_readyz_checks_postgres_and_redis(client):
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
-    assert [q["sql"] for q in queries] == ["SELECT 1"]
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "redis": "ok"},
+        "sync": "idle",
+    }
+    assert len(queries) == 1
+    assert "pg_locks" in queries[0]["sql"]
 
 
 @pytest.mark.django_db
@@ -35,6 +40,7 @@ def test_readyz_names_redis_when_it_is_down(client, settings):
     assert response.json() == {
         "status": "unavailable",
         "checks": {"postgres": "ok", "redis": "down"},
+        "sync": "idle",
     }
 
 

@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
@@ -118,6 +118,18 @@ class Fault:
     rows: int = 0  # for kind "short_page"
 
 
+@dataclass
+class Hold:
+    """Page requests after the first `after_pages` wait until `release()` (see `hold`)."""
+
+    after_pages: int
+    reached: threading.Event = field(default_factory=threading.Event)  # one is waiting
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
 _STATUS_BODIES = {
     202: {"code": "processing", "message": "Your request is being processed; try again soon"},
     429: {"code": "too_many_requests", "error": True, "message": "Too many requests"},
@@ -189,6 +201,8 @@ class FakeSodaServer:
         self._lock = threading.RLock()
         self._faults: list[Fault] = []
         self._requests: list[RecordedRequest] = []
+        self._hold: Hold | None = None
+        self._pages_served = 0
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._httpd = _HTTPServer((host, port), self)
@@ -405,6 +419,17 @@ class FakeSodaServer:
         """Wait `seconds` before answering (for read-timeout tests)."""
         self._add_fault(Fault("slow", times, offset, seconds=seconds))
 
+    def hold(self, *, after_pages: int) -> Hold:
+        """Hold the run mid-way: page requests after the next `after_pages` wait for release.
+
+        Whatever the paging (offsets or keys), the client has then read `after_pages` pages
+        and waits for the next; `reached` is set when it asks. Stopping the server releases.
+        """
+        with self._lock:
+            self._pages_served = 0
+            self._hold = Hold(after_pages)
+            return self._hold
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -484,6 +509,16 @@ class FakeSodaServer:
 
         fmt = resource[2]
         offset = int(params["$offset"]) if params.get("$offset", "").isdigit() else 0
+        if not is_count(params.get("$select", "")):
+            with self._lock:
+                self._pages_served += 1
+                hold = self._hold
+                if hold is not None and self._pages_served <= hold.after_pages:
+                    hold = None
+            if hold is not None:
+                hold.reached.set()
+                while not hold.released.wait(0.05) and not self._stopping.is_set():
+                    pass
         fault = self._take_fault(offset, is_count(params.get("$select", "")))
         if fault and fault.kind == "slow":
             self._stopping.wait(fault.seconds)
