@@ -60,3 +60,27 @@ def test_readyz_names_postgres_when_it_is_down(client):
 
 def test_probes_refuse_writes(client):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.fixture
+def limited_statements():
+    """The web process's statement_timeout, on this test's fresh connections."""
+    from trees.database import limit_statements, unlimit_statements
+
+    connection.close()
+    limit_statements(0.2)
+    yield
+    unlimit_statements()
+    connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("limited_statements")
+def test_a_web_statement_that_runs_too_long_is_cancelled():
+    from django.db import OperationalError
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "200ms"
+        with pytest.raises(OperationalError, match="statement timeout"):
+            cursor.execute("SELECT pg_sleep(2)")

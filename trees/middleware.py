@@ -43,8 +43,9 @@ def readiness() -> JsonResponse:
     )
 
 
-# Postgres's lock table names a 64-bit advisory key by its two halves, per database. Reading pg_locks
-# touches no table, so no lock (the tree table's included) can make the probe wait.
+# Postgres's lock table names a 64-bit advisory key by its two halves, per database.
+# Reading pg_locks touches no table, so no lock (the tree table's included) can make the
+# probe wait.
 _SYNC_LOCKS_SQL = """
     SELECT count(*) FILTER (WHERE classid::bigint = %s AND objid::bigint = %s),
         count(*) FILTER (WHERE classid::bigint = %s AND objid::bigint = %s)
