@@ -203,3 +203,25 @@ def test_readyz_reports_a_first_load_in_progress_and_stays_ready(server, client)
         assert response.status_code == 200
         assert response.json()["sync"] == "first load in progress"
     assert client.get("/readyz").json()["sync"] == "idle"
+
+
+@pytest.fixture
+def view_on_trees():
+    """A view reading the tree table: the swap would have to drop it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE VIEW bench_tree_ids AS SELECT tree_id FROM {TREE_TABLE}")
+    yield "bench_tree_ids"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP VIEW IF EXISTS bench_tree_ids")
+
+
+def test_a_table_something_depends_on_is_loaded_in_place_without_blocking(server, view_on_trees):
+    before = schema()
+    with held_first_load(server) as (_, load), other_connection() as reader:
+        reader.execute("SET lock_timeout = '1s'")
+        assert reader.execute(f"SELECT count(*) FROM {view_on_trees}").fetchone() == (0,)
+    assert load.error is None
+    assert any(view_on_trees in warning for warning in load.run.warnings)
+    assert Tree.objects.count() == 600
+    assert schema() == before
+    assert tree_counts() == counted_trees()

@@ -653,8 +653,8 @@ class FirstLoad:
             if dependents:
                 self.table = TREE_TABLE
                 self.warning = (
-                    f"First load into {TREE_TABLE} itself, with its indexes (slower): "
-                    f"{', '.join(dependents)} depend on it"
+                    f"First load into {TREE_TABLE} itself, with its indexes (slower, never "
+                    f"blocking readers), because of what depends on it: {', '.join(dependents)}"
                 )
                 logger.warning(self.warning)
                 return
