@@ -1,5 +1,5 @@
 # Every target sets itself up (scripts/bootstrap is idempotent), so each works on a fresh clone.
-.PHONY: run serve test fuzz journey lint format superuser bench-sync bench-api docker-secrets docker-smoke
+.PHONY: run serve test fuzz journey lint format superuser bench-sync bench-api bench-firstload docker-secrets docker-smoke
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -52,6 +52,11 @@ superuser:
 bench-sync:
 	scripts/bootstrap dev
 	.venv/bin/python -m benchmarks.bench_sync $(BENCH_ARGS)
+
+## bench-firstload: the API under 16 clients during a full-census first load (see benchmarks/bench_firstload.py)
+bench-firstload:
+	scripts/bootstrap dev
+	.venv/bin/python benchmarks/bench_firstload.py $(BENCH_ARGS)
 
 ## docker-secrets: secrets/ and .env.docker for the Compose stack (random values; never overwrites)
 docker-secrets:

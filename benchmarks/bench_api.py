@@ -200,8 +200,8 @@ class Server:
             try:
                 if requests.get(f"{self.base}/readyz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or a worker still importing Django
             time.sleep(0.2)
         raise RuntimeError("gunicorn did not become ready within 30 s")
 

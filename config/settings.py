@@ -129,6 +129,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
     "DATABASE_CONNECT_TIMEOUT", default=5
 )
+# Seconds one statement of a web request may run before Postgres cancels it (0: no limit);
+# the web process only (config/wsgi.py, trees/database.py), never the sync or migrations.
+DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -21,8 +21,13 @@ def test_readyz_checks_postgres_and_redis(client):
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
-    assert [q["sql"] for q in queries] == ["SELECT 1"]
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "redis": "ok"},
+        "sync": "idle",
+    }
+    assert len(queries) == 1
+    assert "pg_locks" in queries[0]["sql"]
 
 
 @pytest.mark.django_db
@@ -35,6 +40,7 @@ def test_readyz_names_redis_when_it_is_down(client, settings):
     assert response.json() == {
         "status": "unavailable",
         "checks": {"postgres": "ok", "redis": "down"},
+        "sync": "idle",
     }
 
 
@@ -54,3 +60,46 @@ def test_readyz_names_postgres_when_it_is_down(client):
 
 def test_probes_refuse_writes(client):
     assert client.post("/healthz").status_code == 405
+
+
+@pytest.fixture
+def limited_statements():
+    """The web process's statement_timeout, on this test's fresh connections."""
+    from trees.database import limit_statements, unlimit_statements
+
+    connection.close()
+    limit_statements(0.2)
+    yield
+    unlimit_statements()
+    connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("limited_statements")
+def test_a_web_statement_that_runs_too_long_is_cancelled():
+    from django.db import OperationalError
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "200ms"
+        with pytest.raises(OperationalError, match="statement timeout"):
+            cursor.execute("SELECT pg_sleep(2)")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("limited_statements")
+def test_readyz_never_waits_for_the_tree_tables_lock(client):
+    import psycopg
+
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+    ) as holder:
+        # What the old first load held for its whole run; any wait here ends in a timeout (503).
+        holder.execute("LOCK TABLE trees_tree IN ACCESS EXCLUSIVE MODE")
+        response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["postgres"] == "ok"

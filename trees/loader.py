@@ -14,14 +14,19 @@ rules (closed vocabularies, required fields, coordinates inside New York), and o
 INSERT … ON CONFLICT … WHERE IS DISTINCT FROM writes only new and changed trees.
 
 The loader runs on the caller's connection, inside the caller's transaction; its staging
-tables are temporary and vanish when that transaction ends.
+tables are temporary and vanish when that transaction ends. A first load (the tree table
+empty) writes into a table of its own instead, put in the tree table's place at the very end
+(FirstLoad), so the API keeps reading the tree table meanwhile.
 """
 
+import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import TYPE_CHECKING
 
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from psycopg import sql
 
 from trees import records
@@ -35,6 +40,8 @@ from trees.columns import (
     ColumnMap,
     Kind,
 )
+from trees.exceptions import SyncError
+from trees.models import Species, Tree, TreeCount
 
 if TYPE_CHECKING:
     from trees.socrata import Page
@@ -42,8 +49,20 @@ if TYPE_CHECKING:
 RAW = "sync_raw"
 TYPED = "sync_typed"
 SEEN = "sync_seen"
-TREE_TABLE = "trees_tree"
-SPECIES_TABLE = "trees_species"
+TREE_TABLE = Tree._meta.db_table
+SPECIES_TABLE = Species._meta.db_table
+# A first load's own table (FirstLoad): it exists only inside that load's transaction.
+LOAD_TABLE = f"{TREE_TABLE}_load"
+# TreeCount's key, as the count triggers of migration 0003 group by it.
+COUNT_TABLE = TreeCount._meta.db_table
+COUNT_KEY = ", ".join(
+    TreeCount._meta.get_field(name).column
+    for name in next(
+        c for c in TreeCount._meta.constraints if c.name == "treecount_unique_group"
+    ).fields
+)
+
+logger = logging.getLogger(__name__)
 
 # Tree columns the upsert writes, in COLUMNS order, and those it may change.
 TREE_FIELDS = [c.field for c in COLUMNS if c.field not in SPECIES_FIELDS]
@@ -290,7 +309,8 @@ def _incoming_sql() -> str:
     """
 
 
-def _build_upsert_sql() -> str:
+@cache
+def upsert_sql(table: str) -> str:
     """One INSERT … ON CONFLICT for the page; unchanged trees are skipped, not rewritten.
 
     Unchanged rows are filtered out by a join before the insert, not only by the ON
@@ -302,10 +322,10 @@ def _build_upsert_sql() -> str:
     return f"""
         WITH incoming AS ({_incoming_sql()}),
         upserted AS (
-            INSERT INTO {TREE_TABLE} AS t ({columns})
+            INSERT INTO {table} AS t ({columns})
             SELECT {", ".join(f"i.{f}" for f in [*TREE_FIELDS, "species_id"])}
             FROM incoming AS i
-            LEFT JOIN {TREE_TABLE} AS stored ON stored.tree_id = i.tree_id
+            LEFT JOIN {table} AS stored ON stored.tree_id = i.tree_id
             WHERE stored.tree_id IS NULL
                 OR ({", ".join(f"stored.{f}" for f in UPDATED_FIELDS)})
                 IS DISTINCT FROM ({", ".join(f"i.{f}" for f in UPDATED_FIELDS)})
@@ -322,12 +342,14 @@ CAREFUL_TYPING_SQL = _build_careful_typing_sql()
 FAST_TYPING_SQL = _fast_typing_sql()
 FAST_CHECK_SQL = _build_check_sql(careful=False)
 CAREFUL_CHECK_SQL = _build_check_sql(careful=True)
-UPSERT_SQL = _build_upsert_sql()
-# Into a table that was empty when the run began: no conflict is likely, so a plain
-# INSERT (a quarter cheaper than ON CONFLICT's speculative insertion) is tried first.
-INSERT_SQL = (
-    f"INSERT INTO {TREE_TABLE} ({', '.join([*TREE_FIELDS, 'species_id'])}) {_incoming_sql()}"
-)
+
+
+@cache
+def insert_sql(table: str) -> str:
+    """Into a table that was empty when the run began: no conflict is likely, so a plain
+    INSERT (a quarter cheaper than ON CONFLICT's speculative insertion) is tried first."""
+    return f"INSERT INTO {table} ({', '.join([*TREE_FIELDS, 'species_id'])}) {_incoming_sql()}"
+
 
 SPECIES_SQL = f"""
     WITH changed AS (
@@ -404,7 +426,7 @@ class PageResult:
 
 
 class Loader:
-    """Loads pages into the tree table within the caller's transaction.
+    """Loads pages into the tree table (or `table`) within the caller's transaction.
 
     Pages are staged as they arrive (`stage`, one COPY each, so their bytes can be freed at
     once) and checked and written in batches (`flush`): the statements cost the same per
@@ -413,8 +435,14 @@ class Loader:
     """
 
     def __init__(
-        self, *, track_seen: bool, into_empty_table: bool = False, sample_size: int = 20
+        self,
+        *,
+        track_seen: bool,
+        into_empty_table: bool = False,
+        sample_size: int = 20,
+        table: str = TREE_TABLE,
     ) -> None:
+        self.table = table
         self.track_seen = track_seen
         self.into_empty_table = into_empty_table
         self.sample_size = sample_size
@@ -514,11 +542,11 @@ class Loader:
         if self.into_empty_table:
             try:
                 with transaction.atomic():
-                    cursor.execute(INSERT_SQL)
+                    cursor.execute(insert_sql(self.table))
                 return cursor.rowcount, 0
             except IntegrityError:
                 pass  # an earlier batch of this run had one of these trees
-        cursor.execute(UPSERT_SQL)
+        cursor.execute(upsert_sql(self.table))
         return cursor.fetchone()
 
     def _check_rows(self, cursor) -> None:
@@ -544,7 +572,7 @@ class Loader:
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {SEEN}")
             cursor.execute(
-                f"DELETE FROM {TREE_TABLE} AS t "
+                f"DELETE FROM {self.table} AS t "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {SEEN} AS s WHERE s.tree_id = t.tree_id)"
             )
             return cursor.rowcount
@@ -599,3 +627,247 @@ class Loader:
             ),
         )
         cursor.execute(statement, [page.body.decode("utf-8")])
+
+
+def table_is_empty() -> bool:
+    """Whether the tree table holds no tree: then a run is a first load (FirstLoad)."""
+    return not Tree.objects.exists()
+
+
+# Held (for its transaction) by a first load, so that /readyz can tell: any fixed 64-bit
+# number works; this one spells "nycfirst" in ASCII. The sync's own lock is sync.ADVISORY_LOCK_ID.
+FIRST_LOAD_LOCK_ID = 0x6E79636669727374
+
+# The swap waits for the tree table's lock in short tries: while a try waits, API reads of
+# the table queue behind it, so none waits longer than one try. After the last, it waits.
+SWAP_LOCK_TIMEOUT = "200ms"
+SWAP_LOCK_TRIES = 50
+
+
+@dataclass
+class _Schema:
+    """What migrations gave the tree table, read from the catalogs when a first load starts."""
+
+    indexes: list[tuple[str, bool, str]]  # (name, unique, definition from USING on)
+    keys: list[tuple[str, str]]  # (name, definition): primary key, unique and exclusion
+    foreign_keys: list[tuple[str, str]]  # (name, definition)
+    referenced: list[str]  # the tables the foreign keys point to
+    triggers: list[str]  # CREATE TRIGGER statements naming the tree table
+    comment: str | None
+    grants: list[tuple[str, str]]  # (privilege, grantee or PUBLIC)
+
+
+class FirstLoad:
+    """A first load into a table of its own, put in the tree table's place at the very end.
+
+    Loading into the tree table itself would mean maintaining its secondary indexes and its
+    species foreign key row by row (slower than loading the rows), or dropping them: and
+    DROP INDEX holds the table's ACCESS EXCLUSIVE lock until the run commits, so every API
+    request touching the table would wait for the whole run. Here the load table is this
+    transaction's own (nobody else can even see it): it gets the tree table's columns, checks
+    and primary key at once, its indexes, foreign keys and TreeCount's counts after the last
+    row, and then, in a moment, the swap: the empty tree table is dropped, the load table
+    renamed in its place, its indexes, keys and triggers renamed or created under the names
+    the migrations gave them (read from the catalogs, so later migrations find them).
+
+    The whole of it is the run's transaction: a failed or interrupted load leaves the empty
+    tree table as it was, and no load table. A table something else depends on (a view, a
+    foreign key, a sequence) cannot be swapped: then the load goes into the tree table
+    itself, its indexes kept (slower, never blocking).
+    """
+
+    def __init__(self) -> None:
+        self.table = LOAD_TABLE
+        self.warning: str | None = None
+        self._schema: _Schema | None = None
+
+    def start(self) -> None:
+        """Create the load table (or choose the tree table itself; see `warning`)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [FIRST_LOAD_LOCK_ID])
+            dependents = _dependents(cursor)
+            if dependents:
+                self.table = TREE_TABLE
+                self.warning = (
+                    f"First load into {TREE_TABLE} itself, with its indexes (slower, never "
+                    f"blocking readers), because of what depends on it: {', '.join(dependents)}"
+                )
+                logger.warning(self.warning)
+                return
+            self._schema = schema = _read_schema(cursor)
+            cursor.execute(
+                f"CREATE TABLE {LOAD_TABLE} (LIKE {TREE_TABLE} INCLUDING DEFAULTS "
+                "INCLUDING CONSTRAINTS INCLUDING COMMENTS INCLUDING STORAGE "
+                "INCLUDING COMPRESSION INCLUDING GENERATED INCLUDING STATISTICS)"
+            )
+            # The primary key at once: a tree repeated on a later page must conflict.
+            for number, (_, definition) in enumerate(schema.keys):
+                cursor.execute(
+                    f'ALTER TABLE {LOAD_TABLE} ADD CONSTRAINT "{_load_name(number, "key")}" '
+                    f"{definition}"
+                )
+
+    def finish(self) -> None:
+        """Index and count the load table, then swap it in; call as the run's last write."""
+        if self._schema is None:
+            return
+        schema = self._schema
+        statements = [
+            f'CREATE {"UNIQUE " if unique else ""}INDEX "{_load_name(number, "idx")}" '
+            f"ON {LOAD_TABLE} {tail}"
+            for number, (_, unique, tail) in enumerate(schema.indexes)
+        ]
+        statements += [
+            f'ALTER TABLE {LOAD_TABLE} ADD CONSTRAINT "{name}" {definition}'
+            for name, definition in schema.foreign_keys
+        ]
+        statements += [
+            f"ANALYZE {LOAD_TABLE}",  # the planner needs statistics at once
+            # First the 0 counts an emptied table left.
+            f"DELETE FROM {COUNT_TABLE}",
+            f"INSERT INTO {COUNT_TABLE} ({COUNT_KEY}, count) "
+            f"SELECT {COUNT_KEY}, count(*) FROM {LOAD_TABLE} GROUP BY {COUNT_KEY}",
+        ]
+        with connection.cursor() as cursor:
+            for statement in statements:
+                _timed(cursor, statement)
+            started = time.perf_counter()
+            self._swap(cursor, schema)
+            logger.info("Swapped the first load in: %.3f s", time.perf_counter() - started)
+
+    def _swap(self, cursor, schema: _Schema) -> None:
+        """The one moment API reads of the tree table wait: a few catalog changes."""
+        _lock(cursor, [TREE_TABLE, *schema.referenced])
+        cursor.execute(f"SELECT EXISTS (SELECT FROM {TREE_TABLE})")
+        if cursor.fetchone()[0]:
+            raise SyncError(
+                f"Trees were written to {TREE_TABLE} during the first load; "
+                "nothing was loaded, run the sync again"
+            )
+        statements = [
+            f"DROP TABLE {TREE_TABLE}",
+            f"ALTER TABLE {LOAD_TABLE} RENAME TO {TREE_TABLE}",
+        ]
+        statements += [
+            f'ALTER TABLE {TREE_TABLE} RENAME CONSTRAINT "{_load_name(number, "key")}" TO "{name}"'
+            for number, (name, _) in enumerate(schema.keys)
+        ]
+        statements += [
+            f'ALTER INDEX "{_load_name(number, "idx")}" RENAME TO "{name}"'
+            for number, (name, _, _) in enumerate(schema.indexes)
+        ]
+        statements += schema.triggers  # they name the tree table: now the loaded one
+        statements += [
+            f"GRANT {privilege} ON {TREE_TABLE} TO {to}" for privilege, to in schema.grants
+        ]
+        for statement in statements:
+            _timed(cursor, statement)
+        if schema.comment is not None:
+            cursor.execute(f"COMMENT ON TABLE {TREE_TABLE} IS %s", [schema.comment])
+
+
+def _load_name(number: int, kind: str) -> str:
+    """A load table index's name until the swap (index names are unique per schema)."""
+    return f"{LOAD_TABLE}_{kind}{number}"
+
+
+def _timed(cursor, statement: str) -> None:
+    started = time.perf_counter()
+    cursor.execute(statement)
+    logger.debug("%.2f s: %s", time.perf_counter() - started, statement)
+
+
+def _dependents(cursor) -> list[str]:
+    """What would stop the swap: objects of other tables on the tree table, or sequences.
+
+    The table's own constraints, indexes and triggers are rebuilt by the swap; a view or a
+    foreign key from elsewhere would have to be dropped with it, a sequence it owns (an
+    identity or serial column) would start again.
+    """
+    cursor.execute(
+        """
+        SELECT DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid)
+        FROM pg_depend AS d
+        LEFT JOIN pg_constraint AS c ON d.classid = 'pg_constraint'::regclass AND c.oid = d.objid
+        LEFT JOIN pg_class AS k ON d.classid = 'pg_class'::regclass AND k.oid = d.objid
+        WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = %s::regclass
+            AND ((d.deptype = 'n' AND c.conrelid IS DISTINCT FROM d.refobjid) OR k.relkind = 'S')
+        ORDER BY 1
+        """,
+        [TREE_TABLE],
+    )
+    return [name for (name,) in cursor.fetchall()]
+
+
+def _read_schema(cursor) -> _Schema:
+    cursor.execute(
+        """
+        SELECT c.relname, i.indisunique, pg_get_indexdef(i.indexrelid)
+        FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+        WHERE i.indrelid = %s::regclass
+            AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid
+                                                        AND conrelid = i.indrelid)
+        ORDER BY c.relname
+        """,
+        [TREE_TABLE],
+    )
+    # pg_get_indexdef: CREATE [UNIQUE] INDEX name ON table USING method (...) [...]
+    indexes = [
+        (name, unique, definition[definition.index(" USING ") :].lstrip())
+        for name, unique, definition in cursor.fetchall()
+    ]
+    cursor.execute(
+        "SELECT conname, contype, pg_get_constraintdef(oid), confrelid::regclass::text "
+        "FROM pg_constraint WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'x', 'f') "
+        "ORDER BY conname",
+        [TREE_TABLE],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+        "WHERE tgrelid = %s::regclass AND NOT tgisinternal ORDER BY tgname",
+        [TREE_TABLE],
+    )
+    triggers = [definition for (definition,) in cursor.fetchall()]
+    cursor.execute(
+        "SELECT obj_description(%s::regclass, 'pg_class')",
+        [TREE_TABLE],
+    )
+    (comment,) = cursor.fetchone()
+    cursor.execute(
+        "SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN 'PUBLIC' "
+        "ELSE quote_ident(pg_get_userbyid(a.grantee)) END "
+        "FROM pg_class AS c, aclexplode(c.relacl) AS a "
+        "WHERE c.oid = %s::regclass AND a.grantee <> c.relowner",
+        [TREE_TABLE],
+    )
+    grants = cursor.fetchall()
+    return _Schema(
+        indexes=indexes,
+        keys=[(name, definition) for name, kind, definition, _ in constraints if kind != "f"],
+        foreign_keys=[
+            (name, definition) for name, kind, definition, _ in constraints if kind == "f"
+        ],
+        referenced=sorted({table for _, kind, _, table in constraints if kind == "f"}),
+        triggers=triggers,
+        comment=comment,
+        grants=grants,
+    )
+
+
+def _lock(cursor, tables: list[str]) -> None:
+    """Take the swap's locks in short tries (see SWAP_LOCK_TIMEOUT), then by waiting."""
+    statement = f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE"
+    for _ in range(SWAP_LOCK_TRIES):
+        try:
+            with transaction.atomic():  # a savepoint: a timed-out try must not end the run
+                cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
+                cursor.execute(statement)
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            continue
+        cursor.execute("SET LOCAL lock_timeout = DEFAULT")
+        return
+    logger.warning("The first load waits for readers of %s to let it swap", TREE_TABLE)
+    cursor.execute(statement)

@@ -17,6 +17,9 @@ from django.utils.csp import CSP, build_policy
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
+from trees.loader import FIRST_LOAD_LOCK_ID
+from trees.sync import ADVISORY_LOCK_ID
+
 logger = logging.getLogger(__name__)
 
 
@@ -26,23 +29,49 @@ def liveness() -> JsonResponse:
 
 
 def readiness() -> JsonResponse:
-    """Ready when Postgres and Redis both answer; 503 names what is down."""
-    checks = {"postgres": _check_postgres(), "redis": _check_redis()}
+    """Ready when Postgres and Redis both answer; 503 names what is down.
+
+    It also says whether a sync is running ("sync"), without failing for it: the API answers
+    during any sync, a first load included (that one serves the previous, empty table).
+    """
+    postgres, sync = _check_postgres()
+    checks = {"postgres": postgres, "redis": _check_redis()}
     ready = all(result == "ok" for result in checks.values())
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks},
+        {"status": "ok" if ready else "unavailable", "checks": checks, "sync": sync},
         status=200 if ready else 503,
     )
 
 
-def _check_postgres() -> str:
+# Postgres's lock table names a 64-bit advisory key by its two halves, per database.
+# Reading pg_locks touches no table, so no lock (the tree table's included) can make the
+# probe wait.
+_SYNC_LOCKS_SQL = """
+    SELECT count(*) FILTER (WHERE classid::bigint = %s AND objid::bigint = %s),
+        count(*) FILTER (WHERE classid::bigint = %s AND objid::bigint = %s)
+    FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+_SYNC_LOCKS_ARGS = [
+    half
+    for key in (ADVISORY_LOCK_ID, FIRST_LOAD_LOCK_ID)
+    for half in (key >> 32, key & 0xFFFFFFFF)
+]
+
+
+def _check_postgres() -> tuple[str, str]:
+    """("ok" or "down", and what the sync is doing: idle, in progress, first load, unknown)."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+            cursor.execute(_SYNC_LOCKS_SQL, _SYNC_LOCKS_ARGS)
+            syncing, first_load = cursor.fetchone()
     except DatabaseError as exc:
         logger.warning("Readiness: Postgres is down: %s", exc)
-        return "down"
-    return "ok"
+        return "down", "unknown"
+    if first_load:
+        return "ok", "first load in progress"
+    return "ok", "in progress" if syncing else "idle"
 
 
 def _check_redis() -> str:

@@ -28,8 +28,8 @@ from django.utils import timezone
 from trees import cache
 from trees.columns import COLUMNS, ColumnMap, map_headers
 from trees.exceptions import MassDeleteRefused, SyncAlreadyRunning, SyncError
-from trees.loader import TREE_TABLE, Loader, PageResult
-from trees.models import SyncRun, Tree, TreeCount
+from trees.loader import TREE_TABLE, FirstLoad, Loader, PageResult, table_is_empty
+from trees.models import SyncRun, Tree
 from trees.socrata import (
     Page,
     SocrataBadResponse,
@@ -50,11 +50,6 @@ DEFAULT_PAGE_SIZE = 10_000
 MAX_PAGE_SIZE = 50_000  # the SODA 2.0 maximum
 # Rows staged before they are checked and written together (see loader.Loader).
 BATCH_ROWS = 50_000
-
-# TreeCount and the trigger that counts inserted trees into it (migration 0003).
-COUNT_TABLE = TreeCount._meta.db_table
-COUNT_KEY = "borough, status, health, species_id, tree_dbh"
-COUNT_INSERTS_TRIGGER = "trees_tree_count_inserts"
 
 # Stored trees a full run did not see are asked for again by tree_id, this many a request
 # (about 4 KB of URL, well inside what Socrata and proxies accept).
@@ -356,15 +351,20 @@ def _sync(
             cursor.execute("SET LOCAL datestyle = 'ISO, MDY'")
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         stored_before = Tree.objects.count() if delete_missing else None
-        first_load = stored_before == 0 if delete_missing else _table_is_empty()
+        empty = stored_before == 0 if delete_missing else table_is_empty()
+        first_load = FirstLoad() if empty else None
+        if first_load is not None:
+            first_load.start()
+            if first_load.warning:
+                outcome.warn(first_load.warning)
         # Nothing can be missing from an empty table, so a first load tracks no keys.
         loader = Loader(
-            track_seen=delete_missing and not first_load,
-            into_empty_table=first_load,
+            track_seen=delete_missing and first_load is None,
+            into_empty_table=first_load is not None,
             sample_size=REJECTION_SAMPLE_SIZE,
+            table=TREE_TABLE if first_load is None else first_load.table,
         )
         loader.start()
-        rebuild = _defer_indexes_and_counts() if first_load else None
         batch = _Batch(loader, outcome)
         clock = _Clock()
         for page in clock.waiting(prefetch(pages)):
@@ -380,7 +380,7 @@ def _sync(
         batch.flush()
         clock.loaded()
         if delete_missing and complete:
-            if not first_load:
+            if first_load is None:
                 outcome.deleted = _delete_missing(
                     live,
                     batch,
@@ -401,8 +401,8 @@ def _sync(
                 "their newest versions were kept",
                 outcome.superseded,
             )
-        if rebuild is not None:
-            rebuild()
+        if first_load is not None:
+            first_load.finish()
         clock.finished(rows=outcome.fetched)
         if outcome.changed and not dry_run:
             cache.bump_data_version()
@@ -560,62 +560,6 @@ def _sources(field_name: str) -> tuple[str, ...]:
     if field_name == "borough":
         return ("boroname", "borough", "borocode")
     return next(c.sources for c in COLUMNS if c.field == field_name)
-
-
-def _table_is_empty() -> bool:
-    return not Tree.objects.exists()
-
-
-def _defer_indexes_and_counts() -> Callable[[], None]:
-    """For a first load into an empty table: build indexes and counts once, at the end.
-
-    Measured at full size, maintaining the secondary indexes and the species foreign key
-    row by row costs more than loading the rows; building them afterwards takes about a
-    second. Likewise the TreeCount trigger, which copies each batch's rows to count them
-    (~3 s in all), against ~0.3 s for counting the table once. The DDL is part of the run's
-    transaction, so a failed run restores all of it.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(f"ALTER TABLE {TREE_TABLE} DISABLE TRIGGER {COUNT_INSERTS_TRIGGER}")
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes "
-            "WHERE tablename = %s AND indexname NOT IN ("
-            "  SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)",
-            [TREE_TABLE, TREE_TABLE],
-        )
-        indexes = cursor.fetchall()
-        cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype = 'f'",
-            [TREE_TABLE],
-        )
-        foreign_keys = cursor.fetchall()
-        for name, _ in foreign_keys:
-            cursor.execute(f'ALTER TABLE {TREE_TABLE} DROP CONSTRAINT "{name}"')
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-
-    def rebuild() -> None:
-        statements = [definition for _, definition in indexes]
-        statements += [
-            f'ALTER TABLE {TREE_TABLE} ADD CONSTRAINT "{name}" {definition}'
-            for name, definition in foreign_keys
-        ]
-        statements.append(f"ANALYZE {TREE_TABLE}")  # the planner needs statistics at once
-        statements += [
-            f"ALTER TABLE {TREE_TABLE} ENABLE TRIGGER {COUNT_INSERTS_TRIGGER}",
-            # Constants only, no outside value (noqa). First the 0 counts an emptied table left.
-            f"DELETE FROM {COUNT_TABLE}",  # noqa: S608
-            f"INSERT INTO {COUNT_TABLE} ({COUNT_KEY}, count) "  # noqa: S608
-            f"SELECT {COUNT_KEY}, count(*) FROM {TREE_TABLE} GROUP BY {COUNT_KEY}",
-        ]
-        with connection.cursor() as cursor:
-            for statement in statements:
-                started = time.perf_counter()
-                cursor.execute(statement)
-                logger.debug("%.2f s: %s", time.perf_counter() - started, statement)
-
-    return rebuild
 
 
 @contextmanager
