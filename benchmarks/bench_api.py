@@ -200,7 +200,7 @@ class Server:
             try:
                 if requests.get(f"{self.base}/readyz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting, or busy
                 pass
             time.sleep(0.2)
         raise RuntimeError("gunicorn did not become ready within 30 s")

@@ -16,7 +16,7 @@ def test_version_is_read_from_postgres(version_row):
     DataVersion.objects.filter(pk=version_row.pk).update(version=41)
     version = data_cache.data_version()
     assert version.number == 41
-    assert version.changed_at == version_row.changed_at
+    assert version.changed_at == version_row.changed_at.replace(microsecond=0)
 
 
 def test_version_row_deleted_by_hand_is_created_again(version_row):
@@ -108,3 +108,18 @@ def test_response_key_length_is_bounded():
         version=1, url="http://x/", path="/", query=[("species", ("x" * 10_000,))], fmt="json"
     )
     assert len(key) < 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_version_is_read_even_where_prepared_statements_are_lost(monkeypatch):
+    # As behind a pooler in transaction mode: the statement prepared on "this" connection is
+    # gone when it is next used. The read must still answer, and stop preparing.
+    monkeypatch.setattr(data_cache._reader, "prepare", True)  # and True again afterwards
+    version_row, _ = DataVersion.objects.get_or_create(pk=DataVersion.SINGLETON_PK)
+    first = data_cache.data_version()
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE trees_data_version")
+    DataVersion.objects.filter(pk=version_row.pk).update(version=first.number + 5)
+    assert data_cache.data_version().number == first.number + 5
+    assert data_cache._reader.prepare is False
+    assert data_cache.data_version().number == first.number + 5

@@ -14,24 +14,28 @@ Postgres, the version a request sees is always that of the data it would read.
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from psycopg import pq
 
 from trees.models import DataVersion, microseconds_now
 
 logger = logging.getLogger(__name__)
 
+# The version, and the time of the change in whole seconds (all Last-Modified can say).
 _VERSION_SQL = (
-    f'SELECT version, changed_at FROM "{DataVersion._meta.db_table}" '  # noqa: S608 (constants)
-    f"WHERE id = {DataVersion.SINGLETON_PK}"
+    "SELECT version, floor(extract(epoch FROM changed_at))::bigint "  # noqa: S608 (constants)
+    f'FROM "{DataVersion._meta.db_table}" WHERE id = {DataVersion.SINGLETON_PK}'
 )
+_STATEMENT = b"trees_data_version"
 
 
 @dataclass(frozen=True)
@@ -40,29 +44,65 @@ class Version:
     changed_at: datetime
 
 
+class _Reader(threading.local):
+    """Per thread (Django's connections are): which libpq connection holds the prepared
+    statement, and whether preparing works at all (a pooler in transaction mode, such as
+    PgBouncer without max_prepared_statements, loses prepared statements between calls)."""
+
+    prepared_on: pq.abc.PGconn | None = None
+    prepare = True
+
+
+_reader = _Reader()
+
+
 def data_version() -> Version:
     """The current data version, read from Postgres.
 
-    On the hot path of every cached response, so it goes straight to psycopg on Django's
-    open connection: one round trip. Through Django's cursor it would be two, since the
-    first query of each request on a reused connection is preceded by a `SELECT 1` health
-    check (CONN_HEALTH_CHECKS). That check is what keeps a connection Postgres dropped from
-    failing a request, so a failure here does what it does: reconnect and try once more,
-    through Django, whose errors (OperationalError when Postgres is down) the API answers
-    with a 503. benchmarks/bench_api.py's cached scenarios measure this path.
+    On the hot path of every cached response, so it is one prepared statement sent through
+    libpq (psycopg.pq) on Django's open connection. benchmarks/bench_api.py's cached
+    scenarios pay for it: through a Django or psycopg cursor it cost 3.5 times as much, and
+    a Django cursor adds a round trip (its `SELECT 1` health check before the first query of
+    a request on a reused connection). That check is what keeps a connection Postgres has
+    dropped from failing a request, so a failure here does what it would: reconnect and ask
+    again, through Django, whose OperationalError (Postgres down) the API answers with 503.
     """
     connection.ensure_connection()
-    try:
-        row = connection.connection.execute(_VERSION_SQL).fetchone()
-    except psycopg.Error:  # e.g. the server closed the connection since the last request
+    row = _read(connection.connection.pgconn)
+    if row is None:  # e.g. Postgres restarted since the last request: connect anew
         connection.close()
         with connection.cursor() as cursor:
             cursor.execute(_VERSION_SQL)
             row = cursor.fetchone()
-    if row is None:  # the migration creates the row; only a hand-made delete loses it
-        created, _ = DataVersion.objects.get_or_create(pk=DataVersion.SINGLETON_PK)
-        row = (created.version, created.changed_at)
-    return Version(*row)
+    if not row:  # the migration creates the row; only a hand-made delete loses it
+        DataVersion.objects.get_or_create(pk=DataVersion.SINGLETON_PK)
+        return data_version()
+    number, changed_at = row
+    return Version(int(number), datetime.fromtimestamp(int(changed_at), tz=UTC))
+
+
+def _read(pgconn: pq.abc.PGconn) -> tuple[bytes, bytes] | tuple[()] | None:
+    """The row (as text), () if there is none, or None if the connection failed."""
+    try:
+        if not _reader.prepare:
+            result = pgconn.exec_(_VERSION_SQL.encode())
+        else:
+            if _reader.prepared_on is not pgconn:
+                pgconn.prepare(_STATEMENT, _VERSION_SQL.encode())  # raises if it fails
+                _reader.prepared_on = pgconn
+            result = pgconn.exec_prepared(_STATEMENT, [])
+    except psycopg.Error:
+        return None
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        _reader.prepared_on = None
+        if pgconn.status == pq.ConnStatus.OK and _reader.prepare:
+            # The connection is fine, the statement is not: stop preparing, ask plainly.
+            _reader.prepare = False
+            return _read(pgconn)
+        return None
+    if result.ntuples == 0:
+        return ()
+    return result.get_value(0, 0), result.get_value(0, 1)
 
 
 def bump_data_version() -> None:
