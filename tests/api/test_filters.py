@@ -306,6 +306,12 @@ def test_a_repeated_species_id_matches_any_of_them(api_client, census):
     assert listed_ids(response) == [102, 103]
 
 
+@pytest.mark.parametrize("value", ["100%", "%s", "%(value)s", "%"])
+def test_a_bad_value_with_a_percent_sign_is_a_400(api_client, census, value):
+    body = assert_bad_parameter(api_client.get(TREES, {"borough": [value, value]}), "borough")
+    assert value in body["errors"]["borough"][0]
+
+
 def test_one_bad_value_among_repeated_ones_is_a_400_naming_it(api_client, census):
     body = assert_bad_parameter(api_client.get(f"{TREES}?borough=Bronx&borough=Narnia"), "borough")
     assert "Narnia" in body["errors"]["borough"][0]

@@ -174,12 +174,17 @@ class AnyOfField(forms.Field):
     def clean(self, value) -> tuple:
         if not value:
             return ()
-        cleaned, errors = set(), []
+        cleaned, errors, seen = set(), [], set()
         for item in value:
             try:
                 cleaned.add(self.base_field.clean(item))
             except ValidationError as exc:
-                errors += [message for message in exc.messages if message not in errors]
+                # The errors themselves, not their text: django-filter formats each message
+                # with its params, and a value holding `%` must stay a value.
+                for error in exc.error_list:
+                    if (text := "".join(error.messages)) not in seen:
+                        seen.add(text)
+                        errors.append(error)
         if errors:
             raise ValidationError(errors)
         return tuple(sorted(cleaned))
