@@ -410,3 +410,30 @@ def test_normalised_query_leaves_format_to_the_negotiated_format():
 )
 def test_normalised_query_is_none_for_a_request_the_view_refuses(url_query):
     assert normalised(url_query) is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"borough": "Queens", "health": ["Good", "Fair"], "dbh_min": "3"},
+        {"near": f"{LAT},{LON}", "radius": "300", "species": ["red maple", "pin oak"]},
+        {"bbox": "-74.3,40.4,-73.6,41.0", "species_id": ["1", "2"], "zipcode": "11375"},
+        {"borough": ["Queens", "Narnia"]},
+        {"dbh_min": "1.5"},
+        {"species_id": "0"},
+        {"near": "91,-73.9"},
+        {"nta": ["QN17", "qn17"]},
+        {"problem": "a\x00b"},
+        {"species": "7" * 5000},
+        {"zipcode": ["11375", ""]},
+    ],
+)
+def test_normalised_query_agrees_with_the_view_on_what_is_valid(api_client, census, query):
+    from django.http import QueryDict
+
+    url_query = QueryDict(mutable=True)
+    for name, values in query.items():
+        url_query.setlist(name, values if isinstance(values, list) else [values])
+    response = api_client.get(f"{TREES}?{url_query.urlencode()}")
+    assert response.status_code in (200, 400)
+    assert (normalised(url_query.urlencode()) is not None) == (response.status_code == 200)
