@@ -376,6 +376,11 @@ def scenarios(deep_cursor: str) -> list[Scenario]:
     return [
         Scenario("plain", "plain Django JsonResponse (1 KB)", path="/bench/plain/"),
         Scenario("cached_list", "trees/ page of 50, cached", path="/api/v1/trees/"),
+        Scenario(
+            "cached_filtered",
+            "trees/ borough+health, cached",
+            path="/api/v1/trees/?borough=Bronx&borough=Queens&health=Good",
+        ),
         Scenario("uncached_list", "trees/ borough+health, uncached", make_paths=uncached_list),
         Scenario("near", "trees/ near, 500 m, uncached", make_paths=near),
         Scenario("first_page", "trees/ page 1, uncached", make_paths=first_page, budget=1500),

@@ -8,7 +8,7 @@ read as ratios to it. bench_api.py selects this module with ROOT_URLCONF; produc
 from django.http import JsonResponse
 from django.urls import path
 
-from config.urls import handler404, handler500
+from config.urls import handler400, handler404, handler500
 from config.urls import urlpatterns as project_urlpatterns
 
 PLAIN_PAYLOAD = {
@@ -24,4 +24,4 @@ def plain(request):
 
 
 urlpatterns = [path("bench/plain/", plain), *project_urlpatterns]
-__all__ = ["handler404", "handler500", "urlpatterns"]
+__all__ = ["handler400", "handler404", "handler500", "urlpatterns"]

@@ -139,6 +139,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = secret("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHE_TTL = env.int("CACHE_TTL", default=24 * 60 * 60)
+# Seconds to wait for Redis to accept a connection, and for each answer. Short: Redis is a
+# cache on a fast network, and a paused or overloaded one must cost a request little.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.1)
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.1)
+# After a Redis call fails, the API skips Redis for this many seconds (no throttling, no
+# response cache) before trying again: an outage costs one timeout per interval and worker,
+# and one warning in the log (trees/breaker.py).
+REDIS_BREAKER_SECONDS = env.float("REDIS_BREAKER_SECONDS", default=5)
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -147,9 +155,10 @@ CACHES = {
         "TIMEOUT": CACHE_TTL,
         "OPTIONS": {
             # Short timeouts and ignored errors: a Redis outage makes the API slower
-            # (it answers from Postgres), never broken.
-            "SOCKET_CONNECT_TIMEOUT": 0.5,
-            "SOCKET_TIMEOUT": 0.5,
+            # (it answers from Postgres), never broken. The API's own calls also go
+            # through a circuit breaker (trees/breaker.py), which needs their errors.
+            "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_TIMEOUT,
             "IGNORE_EXCEPTIONS": True,
         },
     }

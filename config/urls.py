@@ -18,5 +18,6 @@ urlpatterns = [
 ]
 
 # JSON under /api/, Django's HTML pages elsewhere.
+handler400 = "trees.api.errors.bad_request"
 handler404 = "trees.api.errors.page_not_found"
 handler500 = "trees.api.errors.server_error"

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from tests.fakes.soda import FakeSodaServer
+from tests.redis_server import MISSING, REDIS_SERVER, PrivateRedis
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,15 +44,30 @@ def _clean_cache():
     """Each test starts with an empty cache namespace (only this session's keys go).
 
     The API's in-process copy of recent responses goes too: every test's database starts
-    again at data version 1, so keys from one test would name another test's data.
+    again at data version 1, so keys from one test would name another test's data. So does
+    any Redis outage the circuit breaker remembers: some tests make one.
     """
+    from trees import breaker
     from trees.api.caching import recent
 
+    breaker.redis.reset()
     cache.delete_pattern("*")
     recent.clear()
     yield
+    breaker.redis.reset()
     cache.delete_pattern("*")
     recent.clear()
+
+
+@pytest.fixture
+def private_redis(tmp_path, settings) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own, which the cache uses; the test may pause or stop it."""
+    if REDIS_SERVER is None:
+        pytest.fail(MISSING)
+    server = PrivateRedis(tmp_path / "redis").start()
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": server.url}}
+    yield server
+    server.stop()
 
 
 @pytest.fixture

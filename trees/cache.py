@@ -3,29 +3,39 @@
 The API puts it in every cache key, so a sync that changes rows makes every older cached
 response unreachable at once, and nothing has to be found and deleted (no KEYS/SCAN).
 
-Postgres holds the truth (`DataVersion`, bumped in the same transaction as the rows it
-describes). Redis holds a copy for the hot path, written after that transaction commits;
-when the copy is missing (Redis restarted or flushed) it is read back from Postgres.
+Postgres alone holds it (`DataVersion`, bumped in the same transaction as the rows it
+describes), and the API reads it from there on every cacheable request: one primary-key
+read on the connection the worker keeps open. A copy anywhere else (Redis, a process's
+memory) would have to learn of each commit, and whatever fails in between (Redis paused,
+restarted, flushed or unreachable when the sync commits; the instant between a commit and
+its publication) would leave it naming the old data, with nothing to correct it. Read from
+Postgres, the version a request sees is always that of the data it would read.
 """
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlencode
 
-from django.core.cache import cache
-from django.db import transaction
+import psycopg
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
+from psycopg import pq
 
 from trees.models import DataVersion, microseconds_now
 
 logger = logging.getLogger(__name__)
 
-DATA_VERSION_KEY = "data-version"
+# The version, and the time of the change in whole seconds (all Last-Modified can say).
+_VERSION_SQL = (
+    "SELECT version, floor(extract(epoch FROM changed_at))::bigint "  # noqa: S608 (constants)
+    f'FROM "{DataVersion._meta.db_table}" WHERE id = {DataVersion.SINGLETON_PK}'
+)
+_STATEMENT = b"trees_data_version"
 
 
 @dataclass(frozen=True)
@@ -33,66 +43,98 @@ class Version:
     number: int
     changed_at: datetime
 
-    def serialize(self) -> str:
-        return f"{self.number}:{self.changed_at.timestamp()}"
 
-    @classmethod
-    def parse(cls, value: str) -> "Version":
-        number, timestamp = value.split(":")
-        return cls(int(number), datetime.fromtimestamp(float(timestamp), tz=UTC))
+class _Reader(threading.local):
+    """Per thread (Django's connections are): which libpq connection holds the prepared
+    statement, and whether preparing works at all (a pooler in transaction mode, such as
+    PgBouncer without max_prepared_statements, loses prepared statements between calls)."""
+
+    prepared_on: pq.abc.PGconn | None = None
+    prepare = True
 
 
-def _version_from_database() -> Version:
-    # The migration creates the row; get_or_create only matters if it was deleted by hand.
-    row, _ = DataVersion.objects.get_or_create(pk=DataVersion.SINGLETON_PK)
-    return Version(row.version, row.changed_at)
+_reader = _Reader()
 
 
 def data_version() -> Version:
-    """The current data version: from Redis when it has it, else from Postgres (and cached)."""
-    cached = cache.get(DATA_VERSION_KEY)
-    if cached is not None:
-        try:
-            return Version.parse(cached)
-        except ValueError:
-            logger.warning("Ignoring a malformed data version in the cache: %r", cached)
-    version = _version_from_database()
-    cache.set(DATA_VERSION_KEY, version.serialize(), timeout=None)
-    return version
+    """The current data version, read from Postgres.
+
+    On the hot path of every cached response, so it is one prepared statement sent through
+    libpq (psycopg.pq) on Django's open connection. benchmarks/bench_api.py's cached
+    scenarios pay for it: through a Django or psycopg cursor it cost 3.5 times as much, and
+    a Django cursor adds a round trip (its `SELECT 1` health check before the first query of
+    a request on a reused connection). That check is what keeps a connection Postgres has
+    dropped from failing a request, so a failure here does what it would: reconnect and ask
+    again, through Django, whose OperationalError (Postgres down) the API answers with 503.
+    """
+    connection.ensure_connection()
+    row = _read(connection.connection.pgconn)
+    if row is None:  # e.g. Postgres restarted since the last request: connect anew
+        connection.close()
+        with connection.cursor() as cursor:
+            cursor.execute(_VERSION_SQL)
+            row = cursor.fetchone()
+    if not row:  # the migration creates the row; only a hand-made delete loses it
+        DataVersion.objects.get_or_create(pk=DataVersion.SINGLETON_PK)
+        return data_version()
+    number, changed_at = row
+    return Version(int(number), datetime.fromtimestamp(int(changed_at), tz=UTC))
+
+
+def _read(pgconn: pq.abc.PGconn) -> tuple[bytes, bytes] | tuple[()] | None:
+    """The row (as text), () if there is none, or None if the connection failed."""
+    try:
+        if not _reader.prepare:
+            result = pgconn.exec_(_VERSION_SQL.encode())
+        else:
+            if _reader.prepared_on is not pgconn:
+                pgconn.prepare(_STATEMENT, _VERSION_SQL.encode())  # raises if it fails
+                _reader.prepared_on = pgconn
+            result = pgconn.exec_prepared(_STATEMENT, [])
+    except psycopg.Error:
+        return None
+    if result.status != pq.ExecStatus.TUPLES_OK:
+        _reader.prepared_on = None
+        if pgconn.status == pq.ConnStatus.OK and _reader.prepare:
+            # The connection is fine, the statement is not: stop preparing, ask plainly.
+            _reader.prepare = False
+            return _read(pgconn)
+        return None
+    if result.ntuples == 0:
+        return ()
+    return result.get_value(0, 0), result.get_value(0, 1)
 
 
 def bump_data_version() -> None:
     """Record that the data changed. Call inside the transaction that changes it.
 
-    Redis learns the new number only once the transaction commits: before that, other
-    processes still see the old rows, so they must keep the old version too.
+    Nothing else is needed: readers see the new number exactly when they see the new rows,
+    since both become visible at the commit.
     """
     changed = DataVersion.objects.filter(pk=DataVersion.SINGLETON_PK).update(
         version=Greatest(F("version") + 1, Value(microseconds_now())), changed_at=timezone.now()
     )
     if not changed:
         DataVersion.objects.create(pk=DataVersion.SINGLETON_PK)
-    transaction.on_commit(publish_data_version)
+    transaction.on_commit(_log_data_version)
 
 
-def publish_data_version() -> None:
-    """Copy the version from Postgres to Redis (a no-op, with a log line, if Redis is down)."""
-    version = _version_from_database()
-    cache.set(DATA_VERSION_KEY, version.serialize(), timeout=None)
-    logger.info("Data version is now %s", version.number)
+def _log_data_version() -> None:
+    logger.info("Data version is now %s", data_version().number)
 
 
 def response_key(
-    *, version: int, url: str, path: str, query: Iterable[tuple[str, str]], fmt: str
+    *, version: int, url: str, path: str, query: Iterable[tuple[str, object]], fmt: str
 ) -> str:
     """The cache key of one API response: the data version, then the request, normalised.
 
     The version comes first so that a sync that changes data moves every request to a new
     key at once: old entries are never read again and expire by their TTL (no KEYS scans).
-    The query's pairs are sorted, so parameter order does not matter; `url` carries scheme
-    and host because response bodies hold absolute links; `fmt` is the negotiated format.
-    The request part is hashed, which bounds the key's length whatever the query holds.
+    `query` holds the parameters as validated (trees.api.filters.normalised_query: each one
+    once, OR values sorted), so two requests share a key exactly when they mean the same;
+    `url` carries scheme and host because response bodies hold absolute links; `fmt` is the
+    negotiated format. The request part is hashed, which bounds the key's length.
     """
-    canonical = "\n".join([fmt, url, urlencode(sorted(query))])
+    canonical = "\n".join([fmt, url, *(f"{name}={value!r}" for name, value in sorted(query))])
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
     return f"api:v{version}:{path}:{digest}"

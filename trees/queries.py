@@ -174,18 +174,19 @@ def _haversine_m(latitude: float, longitude: float) -> Func:
     return ExpressionWrapper(Value(2 * EARTH_RADIUS_M) * ASin(Sqrt(a)), output_field=FloatField())
 
 
-def of_species_named(queryset: QuerySet[Tree], name: str) -> QuerySet[Tree]:
-    """Trees whose species' common or latin name is `name`, ignoring case.
+def of_species_named(queryset: QuerySet[Tree], *names: str) -> QuerySet[Tree]:
+    """Trees whose species' common or latin name is one of `names`, ignoring case.
 
     The species ids are looked up first, in their own small query, so the tree query is a
     plain `species_id IN (...)` that walks the (species, tree_id) index in key order; as a
     join or subquery Postgres may instead scan trees in key order testing each one.
     """
-    species_ids = list(
-        Species.objects.filter(Q(common_name__iexact=name) | Q(latin_name__iexact=name))
-        .order_by()
-        .values_list("id", flat=True)
-    )
+    if not names:
+        return queryset.none()
+    matches = Q()
+    for name in names:
+        matches |= Q(common_name__iexact=name) | Q(latin_name__iexact=name)
+    species_ids = list(Species.objects.filter(matches).order_by().values_list("id", flat=True))
     return queryset.filter(species_id__in=species_ids)
 
 

@@ -1,14 +1,22 @@
-"""The response cache: hits skip the database, a data change is seen at once, 304s, outages."""
+"""The response cache: hits skip the database, a data change is seen at once, 304s, outages.
+
+"No database query" below means none through Django: the data version's primary-key read,
+on every cacheable request, goes straight to psycopg (trees.cache.data_version), and the
+tests here that pause, stop or flush a private Redis check that it is what decides.
+"""
 
 import logging
 
+import psycopg
 import pytest
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django_redis import get_redis_connection
 
 from tests.api.conftest import listed_ids
+from trees import breaker
 from trees.api import caching
-from trees.cache import bump_data_version, data_version
+from trees.cache import bump_data_version
 from trees.models import Tree
 
 TREES = "/api/v1/trees/"
@@ -114,15 +122,15 @@ def test_matching_if_none_match_is_a_304(api_client, census, django_assert_num_q
 
 def test_304_needs_no_cached_body(api_client, census, django_assert_num_queries):
     etag = api_client.get(TREES)["ETag"]
-    cache.delete_pattern("api:*")  # Redis lost the body, not the version
+    cache.delete_pattern("api:*")  # Redis lost the body
+    caching.recent.clear()
     with django_assert_num_queries(0):
         assert api_client.get(TREES, HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 
-def test_stale_etag_gets_the_full_response(api_client, census, django_capture_on_commit_callbacks):
+def test_stale_etag_gets_the_full_response(api_client, census):
     etag = api_client.get(TREES)["ETag"]
-    with django_capture_on_commit_callbacks(execute=True):
-        bump_data_version()
+    bump_data_version()
     response = api_client.get(TREES, HTTP_IF_NONE_MATCH=etag)
     assert response.status_code == 200
     assert response["ETag"] != etag
@@ -162,35 +170,20 @@ def redis_unreachable(settings):
 
 
 @pytest.mark.parametrize("url", URLS)
-def test_redis_unreachable_still_answers_from_postgres(
-    api_client, census, redis_unreachable, caplog, url
-):
+def test_redis_unreachable_still_answers(api_client, census, redis_unreachable, caplog, url):
     with caplog.at_level(logging.WARNING):
         first = api_client.get(url)
         second = api_client.get(url)
     assert first.status_code == second.status_code == 200
     assert first.content == second.content
-    assert second["X-Cache"] == "MISS"
-    assert any(record.name.startswith("trees.") for record in caplog.records)
+    assert first["X-Cache"] == "MISS"
+    # The second from this process's memory: its key, like Redis's, carries the version.
+    assert second["X-Cache"] == "HIT"
+    assert [record.name for record in caplog.records] == ["trees.breaker"]
 
 
 def test_redis_unreachable_gives_the_right_data(api_client, census, redis_unreachable):
     assert listed_ids(api_client.get(TREES, {"borough": "Bronx"})) == [104, 106]
-
-
-def test_a_wrong_version_guess_is_never_served(api_client, census, monkeypatch):
-    # The lookup reads the body under the version this process saw last, in the same round
-    # trip as the real version; a body under any other version must not be sent.
-    current = data_version().number
-    url = f"{TREES}101/"
-    stale_key = caching._response_key(api_client.get(url).wsgi_request, current - 1)
-    cache.set(stale_key, ("application/json", b'{"stale": true}'))
-    monkeypatch.setattr(caching, "_last_version", current - 1)
-
-    response = api_client.get(url)
-
-    assert response.json()["tree_id"] == 101
-    assert caching._last_version == current
 
 
 def test_recent_responses_stay_within_their_budget():
@@ -211,3 +204,183 @@ def test_a_remembered_response_is_not_served_after_a_change(api_client, census):
     assert api_client.get(f"{TREES}101/")["X-Cache"] == "HIT"
     change_like_a_sync(101, health="Poor")
     assert api_client.get(f"{TREES}101/").json()["health"] == "Poor"
+
+
+# --- Finding 6: whatever Redis does while a sync commits, the next request sees the commit ---
+
+STALE_AFTER_A_SYNC = [
+    (f"{TREES}101/", lambda body: body["health"]),
+    (f"{TREES}?borough=Queens", lambda body: body["results"][0]["health"]),
+    ("/api/v1/stats/?borough=Queens", lambda body: body["by_health"]),
+]
+
+
+def warm(api_client, url: str):
+    first = api_client.get(url)
+    assert first.status_code == 200
+    assert api_client.get(url)["X-Cache"] == "HIT"
+    return first
+
+
+def assert_new_data(response, before, read) -> None:
+    assert response.status_code == 200
+    assert response["ETag"] != before["ETag"]
+    assert read(response.json()) != read(before.json())
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("url", "read"), STALE_AFTER_A_SYNC)
+def test_a_change_committed_while_redis_is_paused_is_served_once_it_resumes(
+    api_client, census, private_redis, url, read
+):
+    before = warm(api_client, url)
+    # The sync runs in a process of its own (sync_trees), which has no connection to Redis
+    # open yet: whatever it would send Redis at the commit gets no further than the
+    # handshake of a new connection.
+    get_redis_connection("default").connection_pool.disconnect()
+    private_redis.pause()
+    change_like_a_sync(101, health="Poor")
+    private_redis.resume()
+    assert_new_data(api_client.get(url), before, read)
+    assert_new_data(api_client.get(url), before, read)  # and stays new
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("url", "read"), STALE_AFTER_A_SYNC)
+def test_a_change_committed_while_redis_is_down_is_served_after_its_restart(
+    api_client, census, private_redis, url, read
+):
+    before = warm(api_client, url)
+    private_redis.stop()
+    change_like_a_sync(101, health="Poor")
+    private_redis.start()  # with everything it held before: its append-only file
+    assert_new_data(api_client.get(url), before, read)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_after_redis_was_flushed_is_served(api_client, census, private_redis):
+    url, read = STALE_AFTER_A_SYNC[0]
+    before = warm(api_client, url)
+    private_redis.flush()
+    change_like_a_sync(101, health="Poor")
+    assert_new_data(api_client.get(url), before, read)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("url", "read"), STALE_AFTER_A_SYNC)
+def test_a_change_committed_by_another_process_is_served_on_the_next_request(
+    api_client, census, url, read
+):
+    # A sync in another process: the change and the version bump, in one committed
+    # transaction of its own, with nothing telling Redis or this process about it.
+    before = warm(api_client, url)
+    settings = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings["NAME"],
+        user=settings["USER"],
+        host=settings["HOST"] or "127.0.0.1",
+        port=settings["PORT"] or 5432,
+    ) as elsewhere:
+        elsewhere.execute("UPDATE trees_tree SET health = 'Poor' WHERE tree_id = 101")
+        elsewhere.execute("UPDATE trees_dataversion SET version = version + 1, changed_at = now()")
+    assert_new_data(api_client.get(url), before, read)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_serves_a_change_committed_while_redis_was_paused(census, private_redis):
+    import requests
+
+    from tests.security.server import database_env, gunicorn
+
+    url = "/api/v1/stats/"
+    with gunicorn(database_env(SECRET_KEY="cache-" + "k" * 60, REDIS_URL=private_redis.url)) as s:
+        before = requests.get(s.url + url, timeout=10)
+        assert requests.get(s.url + url, timeout=10).headers["X-Cache"] == "HIT"
+        private_redis.pause()
+        with transaction.atomic():
+            Tree.objects.filter(tree_id=101).delete()
+            bump_data_version()
+        private_redis.resume()
+        after = requests.get(s.url + url, timeout=10)
+    assert (before.json()["total"], after.json()["total"]) == (6, 5)
+    assert after.headers["ETag"] != before.headers["ETag"]
+
+
+# --- Finding 9: a paused Redis costs one short timeout, then is skipped for a while ---------
+
+
+def test_while_redis_is_paused_only_the_first_request_waits_for_it(
+    api_client, census, private_redis, caplog, settings
+):
+    settings.REDIS_BREAKER_SECONDS = 600  # longer than the test, however slow the machine
+    warm(api_client, TREES)
+    caplog.clear()
+    private_redis.pause()
+    with caplog.at_level(logging.INFO):
+        responses = [api_client.get(url) for url in URLS for _ in range(5)]
+    assert {response.status_code for response in responses} == {200}
+    assert breaker.redis.failures == 1  # the others skipped Redis: the breaker was open
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.name, r.exc_info) for r in warnings] == [("trees.breaker", None)]
+    assert "Redis is unavailable" in warnings[0].getMessage()
+
+
+def test_cache_and_throttle_resume_when_redis_comes_back(
+    api_client, census, private_redis, settings
+):
+    settings.REDIS_BREAKER_SECONDS = 0  # try Redis again on the very next request
+    settings.API_THROTTLE_RATE = "3/day"
+    private_redis.pause()
+    assert api_client.get(TREES)["X-Cache"] == "MISS"
+    assert breaker.redis.failures >= 1
+    private_redis.resume()
+    assert [api_client.get(f"{TREES}102/").status_code for _ in range(4)] == [200, 200, 200, 429]
+    stored = private_redis.client().keys("*api:v*")
+    assert len(stored) == 1  # tree 102's response (tree list's was never stored)
+    assert breaker.redis.down_since is None
+
+
+# --- Finding 8: one entry per meaning --------------------------------------------------------
+
+
+def test_repeated_values_in_either_order_share_one_entry_and_mean_any_of_them(
+    api_client, census, django_assert_num_queries
+):
+    first = api_client.get(f"{TREES}?borough=Bronx&borough=Queens")
+    assert listed_ids(first) == [101, 104, 106]
+    with django_assert_num_queries(0):
+        second = api_client.get(f"{TREES}?borough=Queens&borough=Bronx&borough=Queens")
+    assert second["X-Cache"] == "HIT"
+    assert listed_ids(second) == [101, 104, 106]
+    assert second["ETag"] == first["ETag"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("borough=Bronx", "borough=Bronx&borough=Queens"),
+        ("dbh_min=3", "dbh_max=3"),
+        ("species=red+maple", "species=pin+oak"),
+        ("page_size=2", "page_size=3"),
+    ],
+)
+def test_requests_that_mean_different_things_get_different_entries(api_client, census, one, other):
+    first = api_client.get(f"{TREES}?{one}")
+    second = api_client.get(f"{TREES}?{other}")
+    assert second["X-Cache"] == "MISS"
+    assert first["ETag"] != second["ETag"]
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("radius=500&near=40.7,-73.9", "near=40.7,-73.9&radius=500.0"),
+        ("page_size=5", "page_size=05"),
+        ("health=Good&health=Poor", "health=Poor&health=Good&health=Good"),
+    ],
+)
+def test_requests_that_mean_the_same_share_an_entry(api_client, census, one, other):
+    first = api_client.get(f"{TREES}?{one}")
+    second = api_client.get(f"{TREES}?{other}")
+    assert second["X-Cache"] == "HIT"
+    assert second.content == first.content

@@ -1,11 +1,14 @@
 """Error bodies: always JSON, always `status` and `detail`, `errors` keyed by parameter."""
 
+import logging
+
 import pytest
 from django.test import Client, override_settings
 from django.urls import path
 from rest_framework.decorators import api_view
 
 from config import urls as project_urls
+from trees.api import errors
 from trees.api.errors import error_body, exception_handler
 
 TREES = "/api/v1/trees/"
@@ -73,3 +76,115 @@ def test_error_responses_are_not_cacheable_as_successes(api_client, census, url)
     response = api_client.get(url)
     assert response.status_code >= 400
     assert "ETag" not in response
+
+
+# --- Django's own 400s are the API's JSON too ------------------------------------------------
+
+
+def test_too_many_query_parameters_is_a_json_400(client, settings):
+    query = "&".join(f"p{n}=1" for n in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = client.get(f"{TREES}?{query}")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "status": 400,
+        "detail": "Too many query parameters: at most 1000 are read.",
+    }
+
+
+@pytest.mark.django_db
+def test_a_suspicious_request_is_a_json_400_without_echoing_it(client):
+    response = client.get(TREES, HTTP_HOST="evil.example")  # not in ALLOWED_HOSTS
+    assert response.status_code == 400
+    assert response.json() == {"status": 400, "detail": "Bad request."}
+
+
+def test_a_bad_request_elsewhere_stays_html(client, settings):
+    query = "&".join(f"p{n}=1" for n in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = client.get(f"/admin/login/?{query}")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+
+
+# --- Postgres down: a JSON 503 with Retry-After, cached or not --------------------------------
+
+
+@pytest.fixture
+def postgres_down(transactional_db):
+    """Point the connection at a closed port for this test; the real database comes back after.
+
+    Every cacheable request now needs Postgres (for the data version), and every other one
+    that reads data: so each answers 503 until it returns.
+    """
+    from django.db import connection
+
+    from tests.security.server import free_port
+
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=free_port())
+    yield
+    connection.close()
+    connection.settings_dict.clear()
+    connection.settings_dict.update(saved)
+
+
+def assert_database_unavailable(response) -> None:
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert response["Retry-After"] == "5"
+    assert response.json() == {
+        "status": 503,
+        "detail": "The database is unavailable; try again shortly.",
+    }
+
+
+@pytest.mark.parametrize(
+    "url", [TREES, f"{TREES}101/?format=geojson", "/api/v1/species/", "/api/v1/stats/"]
+)
+def test_postgres_down_is_a_json_503(api_client, postgres_down, url):
+    assert_database_unavailable(api_client.get(url))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgres_down_is_a_503_for_a_response_cached_before(api_client, census, request):
+    # A cached response cannot be trusted without the version: a sync may have committed.
+    api_client.get(TREES)
+    assert api_client.get(TREES)["X-Cache"] == "HIT"
+    request.getfixturevalue("postgres_down")
+    assert_database_unavailable(api_client.get(TREES))
+
+
+def test_a_database_error_in_a_view_is_a_503(rf):
+    from django.db import OperationalError
+    from rest_framework.request import Request
+
+    context = {"request": Request(rf.get(TREES))}
+    response = exception_handler(OperationalError("connection refused"), context)
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.data["status"] == 503
+
+
+def test_postgres_down_logs_one_warning_per_interval(
+    api_client, postgres_down, caplog, monkeypatch
+):
+    monkeypatch.setattr(errors, "_database_warned_at", None)  # as if none was logged yet
+    with caplog.at_level(logging.WARNING, logger="trees"):
+        for _ in range(5):
+            api_client.get(TREES)
+    assert [r.name for r in caplog.records if r.name.startswith("trees")] == ["trees.api.errors"]
+
+
+def test_gunicorn_answers_a_json_503_when_postgres_is_down():
+    import requests
+
+    from tests.security.server import database_env, free_port, gunicorn
+
+    env = database_env(SECRET_KEY="pgdown-" + "k" * 60)
+    env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:{free_port()}/nowhere"
+    with gunicorn(env) as server:
+        response = requests.get(f"{server.url}{TREES}", timeout=30)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json()["status"] == 503

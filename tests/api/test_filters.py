@@ -266,3 +266,174 @@ def test_very_long_value_is_a_400(api_client, census, parameter):
 def test_every_bad_parameter_is_reported_at_once(api_client, census):
     body = assert_bad_parameter(api_client.get(TREES, {"borough": "x", "bbox": "y"}), "borough")
     assert set(body["errors"]) == {"borough", "bbox"}
+
+
+# --- One meaning per query: repeated categorical values mean any of them (OR) ---------------
+
+
+def query_string(pairs: list[tuple[str, str]]) -> str:
+    return "&".join(f"{name}={value.replace(' ', '+')}" for name, value in pairs)
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ([("borough", "Bronx"), ("borough", "Queens")], [101, 104, 106]),
+        ([("borough", "Queens"), ("borough", "Bronx")], [101, 104, 106]),
+        ([("borough", "Queens"), ("borough", "Queens")], [101]),
+        ([("health", "Good"), ("health", "Poor")], [101, 103, 106]),
+        ([("status", "Dead"), ("status", "Stump")], [104, 105]),
+        ([("steward", "1or2"), ("steward", "3or4")], [102, 106]),
+        ([("curb_loc", "OnCurb"), ("curb_loc", "OffsetFromCurb")], [101, 102, 103, 104, 105, 106]),
+        ([("sidewalk", "Damage"), ("sidewalk", "NoDamage")], [101, 102, 103, 106]),
+        ([("zipcode", "11375"), ("zipcode", "10024")], [101, 103]),
+        ([("nta", "QN17"), ("nta", "BK31"), ("nta", "SI22")], [101, 102, 105]),
+        ([("species", "pin oak"), ("species", "ACER RUBRUM")], [101, 102, 106]),
+        # AND across parameters, OR within one
+        ([("borough", "Bronx"), ("borough", "Queens"), ("health", "Good")], [101, 106]),
+        ([("borough", "Bronx"), ("borough", "Brooklyn"), ("status", "Dead")], [104]),
+    ],
+)
+def test_a_repeated_categorical_filter_matches_any_of_its_values(
+    api_client, census, pairs, expected
+):
+    assert listed_ids(api_client.get(f"{TREES}?{query_string(pairs)}")) == expected
+
+
+def test_a_repeated_species_id_matches_any_of_them(api_client, census):
+    oak, plane = census["species"]["oak"].id, census["species"]["plane"].id
+    response = api_client.get(f"{TREES}?species_id={oak}&species_id={plane}")
+    assert listed_ids(response) == [102, 103]
+
+
+@pytest.mark.parametrize("value", ["100%", "%s", "%(value)s", "%"])
+def test_a_bad_value_with_a_percent_sign_is_a_400(api_client, census, value):
+    body = assert_bad_parameter(api_client.get(TREES, {"borough": [value, value]}), "borough")
+    assert value in body["errors"]["borough"][0]
+
+
+def test_one_bad_value_among_repeated_ones_is_a_400_naming_it(api_client, census):
+    body = assert_bad_parameter(api_client.get(f"{TREES}?borough=Bronx&borough=Narnia"), "borough")
+    assert "Narnia" in body["errors"]["borough"][0]
+
+
+@pytest.mark.parametrize(
+    ("parameter", "values"),
+    [
+        ("dbh_min", ["3", "30"]),
+        ("dbh_max", ["3", "30"]),
+        ("dbh_min", ["3", "3"]),  # even the same value twice: one value, or a 400
+        ("bbox", ["-74,40.6,-73.9,40.8", "-73.99,40.75,-73.97,40.77"]),
+        ("near", [f"{LAT},{LON}", "40.8,-73.9"]),
+        ("radius", ["100", "600"]),
+        ("page_size", ["1", "2"]),
+        ("ordering", ["tree_id", "-tree_id"]),
+        ("cursor", [encoded("p=101"), encoded("p=103")]),
+        ("format", ["json", "geojson"]),
+        ("problem", ["Stones", "BranchLights"]),
+    ],
+)
+def test_a_repeated_single_valued_parameter_is_a_400_naming_it(
+    api_client, census, parameter, values
+):
+    url = f"{TREES}?{query_string([(parameter, value) for value in values])}"
+    body = assert_bad_parameter(api_client.get(url), parameter)
+    assert "takes one value" in body["errors"][parameter][0]
+
+
+@pytest.mark.parametrize(
+    ("url", "parameter"),
+    [
+        ("/api/v1/trees/101/?format=json&format=geojson", "format"),
+        ("/api/v1/stats/?dbh_min=1&dbh_min=2", "dbh_min"),
+        ("/api/v1/species/?search=maple&search=oak", "search"),
+        ("/api/v1/species/?ordering=latin_name&ordering=-tree_count", "ordering"),
+    ],
+)
+def test_every_endpoint_refuses_a_repeated_single_valued_parameter(
+    api_client, census, url, parameter
+):
+    assert_bad_parameter(api_client.get(url), parameter)
+
+
+def test_stats_count_any_of_the_repeated_values(api_client, census):
+    body = api_client.get("/api/v1/stats/?borough=Bronx&borough=Queens&status=Alive").json()
+    assert body["total"] == 2  # 101 (Queens) and 106 (Bronx); 104 is dead
+    assert {row["value"]: row["count"] for row in body["by_borough"] if row["count"]} == {
+        "Bronx": 1,
+        "Queens": 1,
+    }
+
+
+def test_stats_with_repeated_values_agree_with_the_list(api_client, census):
+    query = "borough=Bronx&borough=Brooklyn&health=Fair&health=Good&dbh_min=1"
+    total = api_client.get(f"/api/v1/stats/?{query}").json()["total"]
+    assert total == len(listed_ids(api_client.get(f"{TREES}?{query}"))) == 2
+
+
+# --- normalised_query: what the response cache keys by -------------------------------------
+
+
+def normalised(url_query: str, filterset_class=None, paginator_class=None):
+    from django.http import QueryDict
+
+    from trees.api.filters import TreeFilterSet, normalised_query
+    from trees.api.pagination import TreeCursorPagination
+
+    return normalised_query(
+        QueryDict(url_query),
+        filterset_class or TreeFilterSet,
+        paginator_class or TreeCursorPagination,
+    )
+
+
+def test_normalised_query_holds_the_validated_values():
+    assert sorted(normalised("borough=Queens&borough=Bronx&borough=Queens&dbh_min=07")) == [
+        ("borough", ("Bronx", "Queens")),
+        ("dbh_min", 7),
+    ]
+    assert normalised("radius=500&page_size=010&ordering=-tree_id") == [
+        ("radius", 500.0),
+        ("page_size", 10),
+        ("ordering", "-tree_id"),
+    ]
+    assert normalised("") == []
+
+
+def test_normalised_query_leaves_format_to_the_negotiated_format():
+    assert normalised("format=geojson") == []
+
+
+@pytest.mark.parametrize(
+    "url_query",
+    ["borough=Narnia", "dbh_min=1&dbh_min=2", "borogh=Queens", "zipcode=", "page_size=0"],
+)
+def test_normalised_query_is_none_for_a_request_the_view_refuses(url_query):
+    assert normalised(url_query) is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"borough": "Queens", "health": ["Good", "Fair"], "dbh_min": "3"},
+        {"near": f"{LAT},{LON}", "radius": "300", "species": ["red maple", "pin oak"]},
+        {"bbox": "-74.3,40.4,-73.6,41.0", "species_id": ["1", "2"], "zipcode": "11375"},
+        {"borough": ["Queens", "Narnia"]},
+        {"dbh_min": "1.5"},
+        {"species_id": "0"},
+        {"near": "91,-73.9"},
+        {"nta": ["QN17", "qn17"]},
+        {"problem": "a\x00b"},
+        {"species": "7" * 5000},
+        {"zipcode": ["11375", ""]},
+    ],
+)
+def test_normalised_query_agrees_with_the_view_on_what_is_valid(api_client, census, query):
+    from django.http import QueryDict
+
+    url_query = QueryDict(mutable=True)
+    for name, values in query.items():
+        url_query.setlist(name, values if isinstance(values, list) else [values])
+    response = api_client.get(f"{TREES}?{url_query.urlencode()}")
+    assert response.status_code in (200, 400)
+    assert (normalised(url_query.urlencode()) is not None) == (response.status_code == 200)

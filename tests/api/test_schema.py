@@ -31,7 +31,31 @@ def test_every_trees_parameter_is_documented():
     assert parameters["radius"]["schema"]["maximum"] == 5000
     assert parameters["ordering"]["schema"]["enum"] == ["tree_id", "-tree_id", "distance"]
     assert set(parameters["format"]["schema"]["enum"]) == {"json", "geojson"}
-    assert set(parameters["borough"]["schema"]["enum"]) >= {"Queens", "Staten Island"}
+    assert set(parameters["borough"]["schema"]["items"]["enum"]) >= {"Queens", "Staten Island"}
+
+
+REPEATABLE = {
+    "borough", "health", "status", "steward", "curb_loc", "sidewalk", "zipcode", "nta",
+    "species", "species_id",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", [TREES, "/api/v1/stats/"])
+def test_categorical_filters_are_documented_as_repeatable_arrays(path):
+    for name, parameter in documented_parameters(path).items():
+        if name in REPEATABLE:
+            assert parameter["schema"]["type"] == "array", name
+            assert (parameter["style"], parameter["explode"]) == ("form", True), name
+        else:  # given once: one value, not an array
+            assert parameter["schema"]["type"] != "array", name
+            assert parameter.get("explode") is not True, name
+
+
+def test_repeatable_item_schemas_keep_their_rules():
+    parameters = documented_parameters(TREES)
+    assert parameters["zipcode"]["schema"]["items"]["pattern"] == "^[0-9]{1,5}$"
+    assert parameters["species_id"]["schema"]["items"]["type"] == "integer"
+    assert parameters["species"]["schema"]["items"]["maxLength"] == 200
 
 
 def test_stats_take_the_trees_filters_and_no_paging():

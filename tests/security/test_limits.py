@@ -45,7 +45,8 @@ def test_page_size_is_capped_at_the_maximum(client):
     ],
 )
 def test_a_hostile_value_is_a_400_before_any_sql(client, query):
-    client.get(TREES)  # the data version is then in Redis: the next request needs no SQL
+    client.get(TREES)  # the connection is then open: connecting runs SQL of its own
+    # An invalid request skips the response cache, so not even the data version is read.
     with CaptureQueriesContext(connection) as queries:
         response = client.get(TREES, query)
     assert response.status_code == 400

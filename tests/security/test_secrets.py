@@ -86,16 +86,16 @@ def test_no_secret_in_any_response_or_server_log(secret_env, soda_server_factory
     assert_no_secret(server.logs(), "the server's log")
 
 
-def test_no_secret_in_a_500_page_or_its_log(secret_env):
+def test_no_secret_in_a_database_outage_answer_or_its_log(secret_env):
     # A database that does not exist: every page that needs it fails, as in an outage.
     broken = {**secret_env, "DATABASE_URL": secret_env["DATABASE_URL"] + "_missing"}
     with gunicorn(broken) as server:
         api = exchange(server.url, "GET", "/api/v1/trees/")
         readiness = exchange(server.url, "GET", "/readyz")
-    assert api.startswith("GET /api/v1/trees/ -> 500")
-    assert '{"status":500,"detail":"Server error."}' in api
+    assert api.startswith("GET /api/v1/trees/ -> 503")
+    assert '{"status":503,"detail":"The database is unavailable; try again shortly."}' in api
     assert readiness.startswith("GET /readyz -> 503")
-    assert "Internal Server Error: /api/v1/trees/" in server.logs()  # the traceback is logged
+    assert "the database is unavailable" in server.logs()  # the error is logged
     assert_no_secret(api + readiness, "the error responses")
     assert_no_secret(server.logs(), "the server's log")
 

@@ -2,69 +2,83 @@
 
 ResponseCacheMiddleware sits just after SecurityMiddleware, so a cached response skips the
 rest of the stack (sessions, CSRF, authentication, messages: none of which an anonymous
-read-only API uses) as well as DRF. For every request under /api/ it:
+read-only API uses) as well as DRF. For a GET or HEAD of a cached view (one with
+CachedResponseMixin) it:
 
-1. counts the request against its client's throttle; for a GET or HEAD of a cached view
-   (one with CachedResponseMixin), the same Redis command (throttling.count_and_read)
-   reads the data version and the cached response under the version this process saw
-   last. That guess is used only if the version read alongside confirms it; after a sync
-   it is wrong once, and a second read follows. (Measured with benchmarks/bench_api.py:
-   three round trips behind the full middleware stack ran a cached page at about half the
-   plain view's rate; one command here, about 0.7x, as fast as a bare view doing one GET.)
-2. derives the response's key and ETag from the version and the normalised request
-   (trees.cache.response_key); a matching If-None-Match or If-Modified-Since is a 304 at
-   once, since the version alone says whether anything changed;
-3. sends a cached response as stored: the hot path;
-4. otherwise runs the view, and stores its response if it is a 200. Errors are not stored.
+1. works out what the request means (trees.api.filters.normalised_query: its parameters as
+   the view will validate and read them, OR values sorted and distinct). A request that
+   fails validation skips the cache: the view answers its 400, never stored, and no SQL
+   runs for it;
+2. reads the data version from Postgres (trees.cache.data_version, one primary-key read);
+3. derives the response's key and ETag from the two (trees.cache.response_key); a matching
+   If-None-Match or If-Modified-Since is a 304 at once, since the version alone says
+   whether anything changed;
+4. counts the request against its client's throttle and reads the stored response, in one
+   Redis command (throttling.count_and_read), or only counts it when this process holds the
+   response in memory already (RecentResponses);
+5. sends a stored response as it is: the hot path. Otherwise it runs the view, and stores
+   its response if it is a 200.
 
-Nothing stale can be served: a sync bumps the version in the transaction that changes the
-data, so the first request after it reads the new version and computes a new key. If Redis
-is down, nobody is throttled, the version comes from Postgres, and every view runs.
+Why the version comes from Postgres, and before the view runs. The sync bumps it in the
+transaction that changes the data, so a request reads the version of the very data it can
+see; nothing has to carry the news of a commit anywhere (a copy in Redis did, and missed it
+whenever Redis was paused, restarted or unreachable at the commit, then named old data
+forever). Read before the view, a stored response is never older than its key: if a sync
+commits while the view runs, the response may hold newer data under the older version's
+key, which is harmless, since every request after the commit reads the new version and
+never asks for that key again. Read after the view, the reverse could happen: old data
+stored under the new version, served until the next sync.
+
+Redis holds only response bodies and throttle counters, nothing that decides whether a
+response is right: paused, flushed or down, it can only make responses slower. Each call to
+it goes through a circuit breaker (trees/breaker.py) with short timeouts (REDIS_TIMEOUT):
+after a failure the API skips Redis for REDIS_BREAKER_SECONDS (no throttling, no stored
+responses, views run), and an outage logs one warning per interval. With Postgres down, the
+version cannot be read and cached views answer a JSON 503, as the views themselves would.
 """
 
 import functools
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache, caches
-from django.core.cache.backends.base import BaseCache
+from django.core.cache import caches
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, get_urlconf, resolve
 from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
-from redis.exceptions import RedisError
+from django_redis import get_redis_connection
 
+from trees import breaker
 from trees import cache as data_cache
-from trees.api import errors, throttling
+from trees.api import errors, filters, throttling
 from trees.api.negotiation import FormatNegotiation, requested_format
 
-# The data version this process saw last: the guess behind the speculative read.
-_last_version: int | None = None
+Entry = tuple[str, bytes]  # (content type, body) of a stored response
 
 
 class RecentResponses:
     """Responses this process sent lately, under the same keys as in Redis, within a budget.
 
-    A hit then costs one small Redis read (the count and the version) instead of copying the
+    A hit then costs one small Redis command (the throttle count) instead of copying the
     whole body out of Redis again. The keys carry the data version, so an entry can never be
     stale: after a sync it is simply never asked for again, and gives way to newer ones.
     """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.entries: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.size = 0
 
-    def get(self, key: str) -> tuple[str, bytes] | None:
+    def get(self, key: str) -> Entry | None:
         entry = self.entries.get(key)
         if entry is not None:
             self.entries.move_to_end(key)
         return entry
 
-    def put(self, key: str, entry: tuple[str, bytes]) -> None:
+    def put(self, key: str, entry: Entry) -> None:
         if key in self.entries or len(entry[1]) > self.max_bytes // 4:
             return
         self.entries[key] = entry
@@ -81,69 +95,72 @@ class RecentResponses:
 recent = RecentResponses(max_bytes=8 * 1024 * 1024)
 
 
-@dataclass(frozen=True)
-class Lookup:
-    wait: int | None  # seconds the client must wait, or None
-    version: data_cache.Version
-    cached: tuple[str, bytes] | None  # (content type, body) stored for this request
+def _encode(entry: Entry) -> bytes:
+    content_type, body = entry
+    return content_type.encode() + b"\n" + body
 
 
-def lookup(request: HttpRequest, key_for: Callable[[int], str]) -> Lookup:
-    """Throttle, data version and cached response, in one round trip when the guess holds."""
-    global _last_version
-    guess = _last_version
+def _decode(raw: bytes | None) -> Entry | None:
+    if raw is None:
+        return None
+    content_type, _, body = raw.partition(b"\n")
+    return content_type.decode(), body
+
+
+def lookup(request: HttpRequest, key: str) -> tuple[int | None, Entry | None]:
+    """Throttle the request and find its stored response: one Redis command, or none.
+
+    Returns the seconds the client must wait (or None) and the stored response (or None).
+    With Redis unavailable: nobody waits, and only this process's memory can answer.
+    """
+    remembered = recent.get(key)
     backend = caches["default"]  # once: each `cache.` goes through a thread-local lookup
-    remembered = recent.get(key_for(guess)) if guess is not None else None
-    reads = [backend.make_key(data_cache.DATA_VERSION_KEY)]
-    if guess is not None and remembered is None:
-        reads.append(backend.make_key(key_for(guess)))
-    try:
-        wait, (raw_version, *guessed) = throttling.count_and_read(request, *reads, backend=backend)
-    except RedisError as exc:
-        throttling.log_redis_unavailable(exc)
-        return Lookup(None, data_cache.data_version(), None)
 
-    version = _decode_version(backend, raw_version)
-    if version.number == guess:
-        cached = remembered
-        if cached is None and guessed[0] is not None:
-            cached = backend.client.decode(guessed[0])
-    else:
-        _last_version = version.number
-        cached = recent.get(key_for(version.number)) or backend.get(key_for(version.number))
-    if cached is not None:
-        recent.put(key_for(version.number), cached)
-    return Lookup(wait, version, cached)
+    def count_and_read() -> tuple[int | None, Entry | None]:
+        if remembered is not None:
+            wait, _ = throttling.count_and_read(request, backend=backend)
+            return wait, remembered
+        wait, (raw,) = throttling.count_and_read(request, backend.make_key(key), backend=backend)
+        return wait, _decode(raw)
+
+    wait, found = breaker.redis.call(count_and_read, fallback=(None, remembered))
+    if found is not None and remembered is None:
+        recent.put(key, found)
+    return wait, found
 
 
-def _decode_version(backend: BaseCache, raw: bytes | None) -> data_cache.Version:
-    if raw is not None:
-        try:
-            return data_cache.Version.parse(backend.client.decode(raw))
-        except ValueError:
-            pass  # data_version() below logs it and repairs the cached copy
-    return data_cache.data_version()
+def store(key: str, entry: Entry) -> None:
+    backend = caches["default"]
+    recent.put(key, entry)
+    breaker.redis.call(
+        lambda: get_redis_connection("default").set(
+            backend.make_key(key), _encode(entry), ex=backend.default_timeout
+        ),
+        fallback=None,
+    )
 
 
-def _response_key(request: HttpRequest, version: int) -> str:
+def _response_key(request: HttpRequest, version: int, query: list[tuple[str, object]]) -> str:
     return data_cache.response_key(
         version=version,
         url=f"{request.scheme}://{request.get_host()}{request.path}",
         path=request.path,
-        query=[(name, value) for name, values in request.GET.lists() for value in values],
+        query=query,
         fmt=requested_format(request),
     )
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_cached_view(path_info: str, urlconf: str) -> bool:
-    """Whether the path routes to a CachedResponseMixin view (remembered: routes are fixed)."""
+def _cached_view_class(path_info: str, urlconf: str) -> type | None:
+    """The CachedResponseMixin view the path routes to, if any (remembered: routes are fixed)."""
     try:
         view = resolve(path_info, urlconf).func
     except Resolver404:
-        return False
+        return None
     view_class = getattr(view, "cls", None)
-    return view_class is not None and issubclass(view_class, CachedResponseMixin)
+    if view_class is not None and issubclass(view_class, CachedResponseMixin):
+        return view_class
+    return None
 
 
 class ResponseCacheMiddleware:
@@ -153,35 +170,45 @@ class ResponseCacheMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path_info.startswith(errors.API_PREFIX):
             return self.get_response(request)
-        cacheable = _is_cached_view(request.path_info, get_urlconf() or settings.ROOT_URLCONF)
-        if request.method not in ("GET", "HEAD") or not cacheable:
+        view_class = None
+        if request.method in ("GET", "HEAD"):
+            view_class = _cached_view_class(
+                request.path_info, get_urlconf() or settings.ROOT_URLCONF
+            )
+        query = None
+        if view_class is not None:
+            query = filters.normalised_query(
+                request.GET, view_class.filterset_class, view_class.pagination_class
+            )
+        if query is None:  # not cached: another method or view, or a 400 to come
             wait = throttling.seconds_to_wait(request)
             if wait is not None:
                 return errors.throttled_response(wait)
             return self.get_response(request)
 
-        key_for = functools.cache(functools.partial(_response_key, request))
-        found = lookup(request, key_for)
-        if found.wait is not None:
-            return errors.throttled_response(found.wait)
-        key = key_for(found.version.number)
+        try:
+            version = data_cache.data_version()
+        except DatabaseError as exc:
+            return errors.database_unavailable(exc)
+        key = _response_key(request, version.number, query)
         etag = '"' + hashlib.blake2b(key.encode(), digest_size=16).hexdigest() + '"'
-        last_modified = int(found.version.changed_at.timestamp())
+        last_modified = int(version.changed_at.timestamp())
+        wait, cached = lookup(request, key)
+        if wait is not None:
+            return errors.throttled_response(wait)
         conditional = get_conditional_response(request, etag=etag, last_modified=last_modified)
         if conditional is not None:  # 304 Not Modified (or 412 for a failed If-Match)
             return _with_validators(conditional, etag, last_modified)
 
-        if found.cached is not None:
-            content_type, body = found.cached
+        if cached is not None:
+            content_type, body = cached
             response = HttpResponse(body, content_type=content_type)
             response["X-Cache"] = "HIT"
         else:
             response = self.get_response(request)
             if response.status_code != 200:
                 return response
-            entry = (response["Content-Type"], response.content)
-            cache.set(key, entry)
-            recent.put(key, entry)
+            store(key, (response["Content-Type"], response.content))
             response["X-Cache"] = "MISS"
         return _with_validators(response, etag, last_modified)
 

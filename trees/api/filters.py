@@ -4,6 +4,12 @@ django-filter validates every parameter through a Django form field before any q
 its DRF backend turns a failed validation into a 400 whose body is keyed by parameter name.
 The geographic parameters get their own form fields (BBoxField, PointField) and the queries
 themselves live in trees.queries.
+
+One meaning per query: a categorical filter given more than once means any of its values
+(`borough=Bronx&borough=Queens`, OR; AnyOfFilter), and any other parameter given more than
+once is a 400 naming it. normalised_query() gives what a request means, as validated here:
+the response cache keys by it, so two requests share a cached answer only when they mean
+the same.
 """
 
 import copy
@@ -147,6 +153,64 @@ class PointFilter(filters.Filter):
     field_class = PointField
 
 
+class AnyOfField(forms.Field):
+    """Every value given for one parameter, each checked by `base_field` (a ChoiceField when
+    `choices` are given), cleaned to the sorted distinct values.
+
+    Order and repeats do not change what the values mean (any of them), so the cleaned value
+    does not keep them either: `a&b`, `b&a` and `a&b&a` clean to the same tuple. A base field
+    that normalises its value (say, one matching choices ignoring case) makes equivalent
+    spellings clean to the same tuple too.
+    """
+
+    widget = forms.MultipleHiddenInput  # reads all of a parameter's values (QueryDict.getlist)
+
+    def __init__(self, *, base_field: forms.Field | None = None, choices=None, **kwargs):
+        if base_field is None:
+            base_field = forms.ChoiceField(choices=choices)
+        self.base_field = base_field
+        super().__init__(**kwargs)
+
+    def clean(self, value) -> tuple:
+        if not value:
+            return ()
+        cleaned, errors, seen = set(), [], set()
+        for item in value:
+            try:
+                cleaned.add(self.base_field.clean(item))
+            except ValidationError as exc:
+                # The errors themselves, not their text: django-filter formats each message
+                # with its params, and a value holding `%` must stay a value.
+                for error in exc.error_list:
+                    if (text := "".join(error.messages)) not in seen:
+                        seen.add(text)
+                        errors.append(error)
+        if errors:
+            raise ValidationError(errors)
+        return tuple(sorted(cleaned))
+
+
+class AnyOfFilter(filters.MultipleChoiceFilter):
+    """A parameter that may be repeated, matching trees with any of its values: one SQL `IN`.
+
+    django-filter's MultipleChoiceFilter, so that drf-spectacular documents it as an array
+    (`explode: true`: the parameter repeated, as `requests` and most clients send a list),
+    but with a field that validates any value (AnyOfField) and a single `IN` instead of one
+    OR'ed condition per value and a DISTINCT, which only joins to many rows would need.
+    """
+
+    field_class = AnyOfField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("distinct", False)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        return self.get_method(qs)(**{f"{self.field_name}__in": value})
+
+
 def documented(filter_: filters.Filter, **schema) -> filters.Filter:
     """Attach the OpenAPI schema of a parameter to its filter, where drf-spectacular reads it.
 
@@ -157,14 +221,19 @@ def documented(filter_: filters.Filter, **schema) -> filters.Filter:
     return extend_schema_field(schema)(filter_)
 
 
+TEXT_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TEXT_LENGTH,
+    "pattern": r"^[^\x00]+$",
+}
+
+
 def text_filter(*, help_text: str, **kwargs) -> filters.CharFilter:
     """Free text: 1 to MAX_TEXT_LENGTH characters, any but NUL (which Django's forms refuse)."""
     return documented(
         filters.CharFilter(max_length=MAX_TEXT_LENGTH, **kwargs),
-        type="string",
-        minLength=1,
-        maxLength=MAX_TEXT_LENGTH,
-        pattern=r"^[^\x00]+$",
+        **TEXT_SCHEMA,
         description=help_text,
     )
 
@@ -205,6 +274,28 @@ class FilterSet(filters.FilterSet):
             cls._form_class = form_class
         return cls._form_class
 
+    @classmethod
+    def clean_parameters(cls, params: QueryDict) -> list[tuple[str, object]]:
+        """The given filters' values, as this FilterSet's form cleans them, for normalised_query.
+
+        Field by field, for the parameters given only: the form would bind and clean all of
+        its fields (17 for trees/), which measured ten times the cost, on the hot path of
+        every cached response with a query (benchmarks/bench_api.py, cached_filtered). The
+        same fields and widgets clean each value, and these forms have no form-wide clean(),
+        so the outcome is the form's; tests/api/test_filters.py holds the two to agreeing.
+        Raises ValidationError for the first invalid value.
+        """
+        form_class = cls.__dict__.get("_form_class") or cls().get_form_class()
+        fields = form_class.base_fields
+        cleaned = []
+        for name in params:
+            field = fields.get(name)
+            if field is not None:
+                value = field.clean(field.widget.value_from_datadict(params, {}, name))
+                if value not in EMPTY_VALUES:
+                    cleaned.append((name, value))
+        return cleaned
+
 
 class SharedFields(dict):
     """A form's fields, shared by every instance instead of deep-copied into each one.
@@ -219,7 +310,9 @@ class SharedFields(dict):
 
 
 class TreeFilterSet(FilterSet):
-    """The filters of `trees/` and `stats/`. All combine with AND.
+    """The filters of `trees/` and `stats/`. Different parameters combine with AND; the values
+    of a repeated categorical one with OR (`borough=Bronx&borough=Queens&health=Poor`: poor
+    trees in either borough).
 
     Every combination the schema allows is a valid request, since a schema cannot say that
     one parameter depends on another: `dbh_min` above `dbh_max` or an inverted `bbox` match
@@ -227,49 +320,70 @@ class TreeFilterSet(FilterSet):
     that (tests/api/test_fuzz.py).
     """
 
-    borough = filters.ChoiceFilter(choices=Borough.choices, help_text="Borough name.")
+    borough = AnyOfFilter(
+        choices=Borough.choices, help_text="Borough name. Repeat for any of several."
+    )
     zipcode = documented(
-        filters.CharFilter(
-            validators=[RegexValidator(r"^[0-9]{1,5}\Z", "Enter a ZIP code: 1 to 5 digits.")]
+        AnyOfFilter(
+            base_field=forms.CharField(
+                validators=[RegexValidator(r"^[0-9]{1,5}\Z", "Enter a ZIP code: 1 to 5 digits.")]
+            )
         ),
         type="string",
         pattern=r"^[0-9]{1,5}$",
-        description="ZIP code, exactly, e.g. `11375` (`83` is Central Park).",
+        description="ZIP code, exactly, e.g. `11375` (`83` is Central Park). Repeat for any "
+        "of several.",
     )
     nta = documented(
-        filters.CharFilter(
-            validators=[
-                RegexValidator(r"^[A-Z]{2}[0-9]{2}\Z", "Enter a 2010 NTA code such as QN17.")
-            ]
+        AnyOfFilter(
+            base_field=forms.CharField(
+                validators=[
+                    RegexValidator(r"^[A-Z]{2}[0-9]{2}\Z", "Enter a 2010 NTA code such as QN17.")
+                ]
+            )
         ),
         type="string",
         pattern=r"^[A-Z]{2}[0-9]{2}$",
-        description="2010 Neighborhood Tabulation Area code, exactly, e.g. `QN17`.",
+        description="2010 Neighborhood Tabulation Area code, exactly, e.g. `QN17`. Repeat "
+        "for any of several.",
     )
-    species = text_filter(
-        method="filter_species",
-        help_text="Species common or latin name, whole and ignoring case (`red maple`, "
-        "`Acer rubrum`). See `species/` for the names.",
+    species = documented(
+        AnyOfFilter(
+            base_field=forms.CharField(max_length=MAX_TEXT_LENGTH),
+            method="filter_species",
+        ),
+        **TEXT_SCHEMA,
+        description="Species common or latin name, whole and ignoring case (`red maple`, "
+        "`Acer rubrum`). See `species/` for the names. Repeat for any of several.",
     )
     species_id = documented(
-        IntegerFilter(field_name="species_id", min_value=1, max_value=BIGINT_MAX),
+        AnyOfFilter(
+            field_name="species_id",
+            base_field=forms.IntegerField(min_value=1, max_value=BIGINT_MAX),
+        ),
         type="integer",
         minimum=1,
         maximum=BIGINT_MAX,
-        description="Species id, as in `species/`.",
+        description="Species id, as in `species/`. Repeat for any of several.",
     )
-    health = filters.ChoiceFilter(
-        choices=Health.choices, help_text="Health of a living tree (dead trees have none)."
+    health = AnyOfFilter(
+        choices=Health.choices,
+        help_text="Health of a living tree (dead trees have none). Repeat for any of several.",
     )
-    status = filters.ChoiceFilter(choices=Status.choices, help_text="Alive, Dead or Stump.")
-    steward = filters.ChoiceFilter(
-        choices=Steward.choices, help_text="Signs of stewardship seen on the tree."
+    status = AnyOfFilter(
+        choices=Status.choices, help_text="Alive, Dead or Stump. Repeat for any of several."
     )
-    curb_loc = filters.ChoiceFilter(
-        choices=CurbLocation.choices, help_text="Where the tree stands relative to the curb."
+    steward = AnyOfFilter(
+        choices=Steward.choices,
+        help_text="Signs of stewardship seen on the tree. Repeat for any of several.",
     )
-    sidewalk = filters.ChoiceFilter(
-        choices=Sidewalk.choices, help_text="Whether the sidewalk next to the tree is damaged."
+    curb_loc = AnyOfFilter(
+        choices=CurbLocation.choices,
+        help_text="Where the tree stands relative to the curb. Repeat for any of several.",
+    )
+    sidewalk = AnyOfFilter(
+        choices=Sidewalk.choices,
+        help_text="Whether the sidewalk next to the tree is damaged. Repeat for any of several.",
     )
     problem = text_filter(
         field_name="problems",
@@ -330,7 +444,7 @@ class TreeFilterSet(FilterSet):
         fields = []  # all declared above, each with its own validation
 
     def filter_species(self, queryset, name, value):
-        return queries.of_species_named(queryset, value)
+        return queries.of_species_named(queryset, *value)
 
     def filter_near(self, queryset, name, value):
         radius = self.form.cleaned_data.get("radius") or DEFAULT_RADIUS
@@ -374,31 +488,91 @@ class SpeciesFilterSet(FilterSet):
 
 class KnownParametersFilterBackend(filters.DjangoFilterBackend):
     """django-filter's backend, which also answers 400 to a parameter the endpoint doesn't take,
-    and to one given without a value.
+    to one given without a value, and to one given twice that takes a single value.
 
     A misspelt filter (`?borogh=Queens`) would otherwise be ignored and silently return every
     tree, and every ignored spelling would be one more cache entry for the same answer. An
     empty value (`?zipcode=`) is no ZIP code, as the schema says: django-filter would ignore it.
+    A repeated single-valued parameter (`dbh_min=3&dbh_min=30`) has no one meaning: Django
+    would silently take the last value.
     """
 
     def filter_queryset(self, request, queryset, view):
-        known = known_parameters(view, self.get_filterset_class(view, queryset))
-        errors = {}
-        for name, values in request.query_params.lists():
-            if name not in known:
-                takes = ", ".join(sorted(known))
-                errors[name] = [f"Unknown parameter. This endpoint takes: {takes}."]
-            elif "" in values:
-                errors[name] = ["Empty value: give one, or leave the parameter out."]
+        errors = parameter_errors(
+            request.query_params, self.get_filterset_class(view, queryset), view.pagination_class
+        )
         if errors:
-            raise ParameterError(dict(sorted(errors.items())))
+            raise ParameterError(errors)
         return super().filter_queryset(request, queryset, view)
 
 
-def known_parameters(view, filterset_class) -> set[str]:
-    names = {"format"}
+FORMAT_PARAMETER = "format"  # read by trees.api.negotiation; the cache keys by its outcome
+
+
+def known_parameters(filterset_class, paginator_class) -> set[str]:
+    names = {FORMAT_PARAMETER}
     if filterset_class is not None:
         names |= set(filterset_class.base_filters)
-    paginator = getattr(view, "paginator", None)
-    names |= set(getattr(paginator, "query_parameters", ()))
+    names |= set(getattr(paginator_class, "query_parameters", ()))
     return names
+
+
+def repeatable_parameters(filterset_class) -> set[str]:
+    """The parameters whose repeated values mean any of them (OR)."""
+    if filterset_class is None:
+        return set()
+    return {
+        name for name, filter_ in filterset_class.base_filters.items()
+        if isinstance(filter_, AnyOfFilter)
+    }  # fmt: skip
+
+
+def parameter_errors(params: QueryDict, filterset_class, paginator_class) -> dict[str, list[str]]:
+    """Parameters that are unknown, empty, or repeated where one value is all they take."""
+    known = known_parameters(filterset_class, paginator_class)
+    repeatable = None
+    errors = {}
+    for name, values in params.lists():
+        if name not in known:
+            takes = ", ".join(sorted(known))
+            errors[name] = [f"Unknown parameter. This endpoint takes: {takes}."]
+        elif "" in values:
+            errors[name] = ["Empty value: give one, or leave the parameter out."]
+        elif len(values) > 1:
+            if repeatable is None:
+                repeatable = repeatable_parameters(filterset_class)
+            if name not in repeatable:
+                errors[name] = [
+                    f"Given {len(values)} times: this parameter takes one value. (Repeat only "
+                    "the filters that take several, which match any of them.)"
+                ]
+    return dict(sorted(errors.items()))
+
+
+def normalised_query(
+    params: QueryDict, filterset_class, paginator_class
+) -> list[tuple[str, object]] | None:
+    """What a request's parameters mean, as the view will use them, or None if any is invalid.
+
+    Each parameter given appears once, with its value as validated: a filter's as its form
+    field cleans it (repeated values as their sorted distinct tuple, numbers as numbers), and
+    the paging parameters as the paginator reads them. `format` is left out: the cache keys
+    by the negotiated format instead. None means the view will answer with a 400 (these are
+    the same checks), which is never cached.
+    """
+    if not params:
+        return []
+    if parameter_errors(params, filterset_class, paginator_class):
+        return None
+    query = []
+    if filterset_class is not None:
+        try:
+            query += filterset_class.clean_parameters(params)
+        except ValidationError:
+            return None
+    if paginator_class is not None:
+        try:
+            query += paginator_class().cleaned_parameters(params).items()
+        except ParameterError:
+            return None
+    return query

@@ -11,6 +11,7 @@ import math
 import re
 
 from django.conf import settings
+from django.http import QueryDict
 from rest_framework.exceptions import NotFound
 from rest_framework.exceptions import ValidationError as ParameterError
 from rest_framework.pagination import CursorPagination
@@ -37,7 +38,10 @@ class TreeCursorPagination(CursorPagination):
     invalid_cursor = "Invalid cursor: use the `next` or `previous` link of a response."
 
     def get_page_size(self, request) -> int:
-        raw = request.query_params.get(self.page_size_query_param, "")
+        return self._page_size(request.query_params)
+
+    def _page_size(self, params: QueryDict) -> int:
+        raw = params.get(self.page_size_query_param, "")
         if raw == "":
             return settings.API_PAGE_SIZE
         try:
@@ -50,11 +54,29 @@ class TreeCursorPagination(CursorPagination):
             )
         return size
 
-    def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
-        name = request.query_params.get(self.ordering_query_param) or "tree_id"
-        ordering = self.orderings.get(name)
-        if ordering is None:
+    def _ordering_name(self, params: QueryDict) -> str:
+        name = params.get(self.ordering_query_param) or "tree_id"
+        if name not in self.orderings:
             raise ParameterError({"ordering": [f"Must be one of: {', '.join(self.orderings)}."]})
+        return name
+
+    def cleaned_parameters(self, params: QueryDict) -> dict[str, object]:
+        """The paging parameters as this paginator reads them, for the response cache's key.
+
+        The cursor stays as given: it is opaque, and one that no response gave is a 404,
+        which is never cached. Raises ParameterError where the view would answer 400.
+        """
+        cleaned: dict[str, object] = {}
+        if self.page_size_query_param in params:
+            cleaned["page_size"] = self._page_size(params)
+        if self.ordering_query_param in params:
+            cleaned["ordering"] = self._ordering_name(params)
+        if self.cursor_query_param in params:
+            cleaned["cursor"] = params[self.cursor_query_param]
+        return cleaned
+
+    def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
+        ordering = self.orderings[self._ordering_name(request.query_params)]
         if ordering[0] == "distance" and "distance" not in queryset.query.annotations:
             # Without `near` every distance is null: the nearest first is tree_id order.
             return self.orderings["tree_id"]

@@ -8,12 +8,13 @@ window boundary, which is fine for shedding abuse. The same command can read oth
 the response cache folds its reads into the round trip the count costs anyway.
 
 ResponseCacheMiddleware applies this to every request under /api/, before DRF (whose own
-throttles are off). If Redis is unreachable the request is let through, with a warning in
-the log: throttling must never turn an outage of the cache into an outage of the API.
+throttles are off). If Redis is unreachable the request is let through: throttling must
+never turn an outage of the cache into an outage of the API. The call goes through the
+Redis circuit breaker (trees/breaker.py), so an outage costs one short timeout per interval
+and one warning in the log, not a wait and a traceback per request.
 """
 
 import functools
-import logging
 import math
 import time
 from typing import NamedTuple
@@ -25,9 +26,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django_redis import get_redis_connection
 from redis.commands.core import Script
-from redis.exceptions import RedisError
 
-logger = logging.getLogger(__name__)
+from trees import breaker
 
 PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -105,14 +105,8 @@ def count_and_read(
 
 
 def seconds_to_wait(request: HttpRequest) -> int | None:
-    """Count this request against its client; None if it may go ahead, else seconds to wait."""
-    try:
-        wait, _ = count_and_read(request)
-    except RedisError as exc:
-        log_redis_unavailable(exc)
-        return None
-    return wait
+    """Count this request against its client; None if it may go ahead, else seconds to wait.
 
-
-def log_redis_unavailable(exc: RedisError) -> None:
-    logger.warning("Throttling skipped, Redis is unavailable: %s", exc)
+    None too while Redis is unavailable (the breaker logs it).
+    """
+    return breaker.redis.call(lambda: count_and_read(request)[0], fallback=None)
