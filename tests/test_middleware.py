@@ -31,14 +31,14 @@ def test_readyz_checks_postgres_and_redis(client):
 
 
 @pytest.mark.django_db
-def test_readyz_names_redis_when_it_is_down(client, settings):
+def test_readyz_names_redis_when_it_is_down_but_stays_ready(client, settings):
     settings.CACHES = {
         "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
     }
     response = client.get("/readyz")
-    assert response.status_code == 503
+    assert response.status_code == 200  # the API answers without Redis, only slower
     assert response.json() == {
-        "status": "unavailable",
+        "status": "degraded",
         "checks": {"postgres": "ok", "redis": "down"},
         "sync": "idle",
     }

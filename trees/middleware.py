@@ -29,17 +29,20 @@ def liveness() -> JsonResponse:
 
 
 def readiness() -> JsonResponse:
-    """Ready when Postgres and Redis both answer; 503 names what is down.
+    """Ready when Postgres answers; 503 when it does not. Redis down is reported, not fatal.
 
-    It also says whether a sync is running ("sync"), without failing for it: the API answers
-    during any sync, a first load included (that one serves the previous, empty table).
+    The API answers without Redis (no response cache, no throttle: trees.breaker), so a Redis
+    outage makes the service slower, not unavailable: a load balancer that took every
+    replica out of rotation for it would turn a degraded service into no service. It also
+    says whether a sync is running ("sync"), without failing for it: the API answers during
+    any sync, a first load included (that one serves the previous, empty table).
     """
     postgres, sync = _check_postgres()
     checks = {"postgres": postgres, "redis": _check_redis()}
-    ready = all(result == "ok" for result in checks.values())
+    ready = postgres == "ok"
+    status = "unavailable" if not ready else "ok" if checks["redis"] == "ok" else "degraded"
     return JsonResponse(
-        {"status": "ok" if ready else "unavailable", "checks": checks, "sync": sync},
-        status=200 if ready else 503,
+        {"status": status, "checks": checks, "sync": sync}, status=200 if ready else 503
     )
 
 
