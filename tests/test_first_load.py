@@ -9,12 +9,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
 
 from tests.counts import counted_trees, tree_counts
+from tests.db import other_connection
 from tests.fakes.soda import FakeSodaServer, Hold
 from trees import sync
 from trees.exceptions import SyncError
@@ -30,18 +30,6 @@ DEADLINE = 30  # seconds any awaited event may take on a loaded machine
 def source_for(server: FakeSodaServer) -> sync.SocrataSource:
     client = SocrataClient(server.url, backoff_factor=0.001, backoff_max=0.01)
     return sync.SocrataSource(client=client, dataset=server.dataset)
-
-
-def other_connection() -> psycopg.Connection:
-    """A connection of its own, as a gunicorn worker has, in autocommit."""
-    settings = connection.settings_dict
-    return psycopg.connect(
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-        autocommit=True,
-    )
 
 
 class Background:

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 
 from tests.counts import counted_trees, tree_counts
+from tests.db import other_connection
 from tests.fakes.soda import DISPUTED_NAMES, MALFORMATIONS
 from tests.mirror import differences, expected_table, stored_table
 from trees import cache, sync
@@ -318,14 +319,7 @@ def test_a_missing_required_column_fails_the_run_naming_it(small_server):
 
 
 def test_a_concurrent_run_is_refused(small_server):
-    settings = connection.settings_dict
-    with psycopg.connect(
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-        autocommit=True,
-    ) as other:
+    with other_connection() as other:
         other.execute("SELECT pg_advisory_lock(%s)", [sync.ADVISORY_LOCK_ID])
         with pytest.raises(SyncAlreadyRunning, match="Another sync is running"):
             sync_from(small_server)
@@ -430,19 +424,8 @@ def _hold_sync_lock(other: psycopg.Connection) -> int:
     return pid
 
 
-def _other_connection() -> psycopg.Connection:
-    settings = connection.settings_dict
-    return psycopg.connect(
-        host=settings["HOST"] or "127.0.0.1",
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-        autocommit=True,
-    )
-
-
 def test_a_refused_run_names_the_run_holding_the_lock(small_server):
-    with _other_connection() as other:
+    with other_connection() as other:
         pid = _hold_sync_lock(other)
         holder = SyncRun.objects.create(dataset=small_server.dataset, mode="full", backend_pid=pid)
         # Newer and also marked running, but holding nothing (say, another refused run).
@@ -452,7 +435,7 @@ def test_a_refused_run_names_the_run_holding_the_lock(small_server):
 
 
 def test_a_refused_run_names_a_lock_holder_without_a_run_by_its_pid(small_server):
-    with _other_connection() as other:
+    with other_connection() as other:
         pid = _hold_sync_lock(other)
         with pytest.raises(SyncAlreadyRunning, match=rf"Postgres backend {pid} holds the lock"):
             sync_from(small_server)

@@ -14,11 +14,11 @@ import termios
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.db import other_connection
 from tests.fakes.soda import write_bulk_csv
 from trees import files, sync
 from trees.models import SyncRun, Tree
@@ -189,14 +189,7 @@ def test_an_unreachable_socrata_exits_non_zero_and_records_the_failure():
 
 
 def test_a_second_sync_is_refused_while_one_runs(server):
-    db = connection.settings_dict
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"],
-        dbname=db["NAME"],
-        autocommit=True,
-    ) as other:
+    with other_connection() as other:
         other.execute("SELECT pg_advisory_lock(%s)", [sync.ADVISORY_LOCK_ID])
         result = sync_trees(env=command_env(server.url))
     assert result.returncode == 75
@@ -458,13 +451,7 @@ def test_a_database_that_goes_away_mid_sync_ends_in_one_line(server):
     held = server.hold(offset=100)  # the second page waits: the first is staged, uncommitted
     process = start("--page-size", "100", env=command_env(server.url))
     assert held.arrived.wait(60), "the sync never asked for its second page"
-    with psycopg.connect(
-        host=db["HOST"] or "127.0.0.1",
-        port=db["PORT"] or 5432,
-        user=db["USER"],
-        dbname="postgres",
-        autocommit=True,
-    ) as admin:
+    with other_connection(dbname="postgres") as admin:
         admin.execute(f'ALTER DATABASE "{db["NAME"]}" ALLOW_CONNECTIONS false')
         try:
             admin.execute(
