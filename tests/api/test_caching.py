@@ -6,18 +6,21 @@ tests here that pause, stop or flush a private Redis check that it is what decid
 """
 
 import logging
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.http import parse_http_date
 from django_redis import get_redis_connection
 
 from tests.api.conftest import listed_ids
 from trees import breaker
 from trees.api import caching
 from trees.cache import bump_data_version
-from trees.models import Tree
+from trees.models import DataVersion, Tree
 
 TREES = "/api/v1/trees/"
 URLS = [
@@ -150,6 +153,24 @@ def test_if_modified_since_before_the_last_change_gets_the_response(api_client, 
     api_client.get(TREES)
     old_date = "Mon, 01 Jan 2001 00:00:00 GMT"
     assert api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=old_date).status_code == 200
+
+
+def test_if_modified_since_a_change_in_the_same_second_gets_the_response(api_client, census):
+    # Last-Modified has whole seconds: a change within the second it names must not make a
+    # client's If-Modified-Since (of the data before that change) a 304.
+    last_modified = api_client.get(TREES)["Last-Modified"]
+    bump_data_version()
+    response = api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=last_modified)
+    assert response.status_code == 200
+    assert parse_http_date(response["Last-Modified"]) > parse_http_date(last_modified)
+
+
+def test_last_modified_moves_on_even_if_the_clock_went_back(api_client, census):
+    # A sync on a host whose clock is behind the previous one's (or a clock set back).
+    DataVersion.objects.update(changed_at=timezone.now() + timedelta(hours=1))
+    last_modified = api_client.get(TREES)["Last-Modified"]
+    bump_data_version()
+    assert api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=last_modified).status_code == 200
 
 
 def test_cache_headers(api_client, census, settings):
