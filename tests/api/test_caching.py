@@ -173,6 +173,29 @@ def test_last_modified_moves_on_even_if_the_clock_went_back(api_client, census):
     assert api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=last_modified).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"HTTP_IF_MODIFIED_SINCE": "Fri, 01 Jan 2100 00:00:00 GMT"},
+        {"HTTP_IF_NONE_MATCH": "*"},
+    ],
+)
+@pytest.mark.parametrize(
+    "url", [f"{TREES}999/", f"{TREES}?cursor=abc", f"{TREES}101/?borough=Bronx"]
+)
+def test_a_condition_does_not_make_a_missing_resource_a_304(api_client, census, condition, url):
+    assert api_client.get(url, **condition).status_code == 404
+
+
+def test_if_modified_since_is_a_304_when_redis_lost_the_body(api_client, census):
+    last_modified = api_client.get(TREES)["Last-Modified"]
+    cache.delete_pattern("api:*")
+    caching.recent.clear()
+    response = api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=last_modified)
+    assert response.status_code == 304
+    assert response.content == b""
+
+
 def test_cache_headers(api_client, census, settings):
     settings.API_CACHE_MAX_AGE = 30
     response = api_client.get(TREES)
