@@ -400,6 +400,23 @@ def test_repeated_values_in_either_order_share_one_entry_and_mean_any_of_them(
 
 
 @pytest.mark.parametrize(
+    ("first_accept", "query", "accept", "expected"),
+    [
+        ("application/geo+json", "format=geojson", "*/*", "format=geojson"),
+        ("*/*", "format=json", "application/geo+json", "format=json"),
+    ],
+)
+def test_a_next_link_keeps_the_format_its_request_asked_for(
+    api_client, census, first_accept, query, accept, expected
+):
+    # The same format asked for by Accept and by ?format=: the same body but for its links,
+    # which must keep ?format= for a client whose Accept header would choose the other one.
+    api_client.get(f"{TREES}?page_size=1", HTTP_ACCEPT=first_accept)
+    response = api_client.get(f"{TREES}?page_size=1&{query}", HTTP_ACCEPT=accept)
+    assert expected in response.json()["next"]
+
+
+@pytest.mark.parametrize(
     ("one", "other"),
     [
         ("borough=Bronx", "borough=Bronx&borough=Queens"),
