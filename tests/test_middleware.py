@@ -103,3 +103,30 @@ def test_readyz_never_waits_for_the_tree_tables_lock(client):
         response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"]["postgres"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_says_ok_after_postgres_dropped_its_connection(client):
+    # As after a Postgres restart or failover: the worker's open connection is dead, but
+    # Postgres answers a new one, so the probe must not take the instance out of rotation.
+    import time
+
+    import psycopg
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while killer.execute("SELECT FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            assert time.monotonic() < deadline, "the backend did not end"
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["postgres"] == "ok"

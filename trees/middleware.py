@@ -61,17 +61,34 @@ _SYNC_LOCKS_ARGS = [
 
 
 def _check_postgres() -> tuple[str, str]:
-    """("ok" or "down", and what the sync is doing: idle, in progress, first load, unknown)."""
+    """("ok" or "down", and what the sync is doing: idle, in progress, first load, unknown).
+
+    A failure on the connection this worker kept open is tried once more on a new one: it
+    may be dead (Postgres restarted, a failover, an idle connection dropped) while Postgres
+    answers. A failure to connect is not tried again (that would double the probe's wait).
+    """
+    reused = connection.connection is not None
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(_SYNC_LOCKS_SQL, _SYNC_LOCKS_ARGS)
-            syncing, first_load = cursor.fetchone()
+        syncing, first_load = _sync_locks()
     except DatabaseError as exc:
-        logger.warning("Readiness: Postgres is down: %s", exc)
-        return "down", "unknown"
+        if not reused:
+            logger.warning("Readiness: Postgres is down: %s", exc)
+            return "down", "unknown"
+        connection.close()
+        try:
+            syncing, first_load = _sync_locks()
+        except DatabaseError as exc:
+            logger.warning("Readiness: Postgres is down: %s", exc)
+            return "down", "unknown"
     if first_load:
         return "ok", "first load in progress"
     return "ok", "in progress" if syncing else "idle"
+
+
+def _sync_locks() -> tuple[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(_SYNC_LOCKS_SQL, _SYNC_LOCKS_ARGS)
+        return cursor.fetchone()
 
 
 def _check_redis() -> str:
