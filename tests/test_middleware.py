@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -42,6 +44,18 @@ def test_readyz_names_redis_when_it_is_down(client, settings):
         "checks": {"postgres": "ok", "redis": "down"},
         "sync": "idle",
     }
+
+
+@pytest.mark.django_db
+def test_readyz_logs_one_line_when_redis_is_down(client, settings, caplog):
+    # Its own warning names what is down; Django's ERROR line for each 503 (django.request)
+    # would double every probe's log during an outage.
+    settings.CACHES = {
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    with caplog.at_level(logging.WARNING):
+        assert client.get("/readyz").status_code == 503
+    assert [r.name for r in caplog.records] == ["trees.middleware"]
 
 
 @pytest.mark.django_db(transaction=True)
