@@ -1,6 +1,9 @@
 """gunicorn configuration, read from the environment so the image and `make serve` share it."""
 
+import json
 import os
+
+import gunicorn.util
 
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -20,3 +23,21 @@ limit_request_field_size = 8190
 # gunicorn believes X-Forwarded-Proto from 127.0.0.1 by default, so a client on the same host
 # could claim HTTPS. Django alone decides, and only with TRUST_X_FORWARDED_PROTO.
 secure_scheme_headers: dict[str, str] = {}
+
+
+def _json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own error responses (414, 431, a malformed request, a worker's crash) in the
+    API's JSON error shape, instead of gunicorn's HTML page: a client of the API reads one
+    shape whatever answers it. Only the limit messages are kept (they quote nothing of the
+    request); any other would echo the request line or a header."""
+    detail = mesg if status_int in (414, 431) else reason
+    body = json.dumps({"status": status_int, "detail": f"{detail.rstrip('.')}."}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn.util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
+# gunicorn.workers.base calls util.write_error for every error it answers itself.
+gunicorn.util.write_error = _json_error

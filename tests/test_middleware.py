@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -45,17 +47,21 @@ def test_readyz_names_redis_when_it_is_down_but_stays_ready(client, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_readyz_names_postgres_when_it_is_down(client):
+def test_readyz_names_postgres_when_it_is_down(client, caplog):
     original = connection.settings_dict
     connection.close()
     connection.settings_dict = {**original, "PORT": 1}
     try:
-        response = client.get("/readyz")
+        with caplog.at_level(logging.WARNING):
+            response = client.get("/readyz")
     finally:
         connection.close()
         connection.settings_dict = original
     assert response.status_code == 503
     assert response.json()["checks"] == {"postgres": "down", "redis": "ok"}
+    # Its own warning names what is down; Django's ERROR line for each 503 (django.request)
+    # would double every probe's log during an outage.
+    assert {r.name for r in caplog.records} == {"trees.middleware"}
 
 
 def test_probes_refuse_writes(client):
@@ -101,5 +107,32 @@ def test_readyz_never_waits_for_the_tree_tables_lock(client):
         # What the old first load held for its whole run; any wait here ends in a timeout (503).
         holder.execute("LOCK TABLE trees_tree IN ACCESS EXCLUSIVE MODE")
         response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["postgres"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_says_ok_after_postgres_dropped_its_connection(client):
+    # As after a Postgres restart or failover: the worker's open connection is dead, but
+    # Postgres answers a new one, so the probe must not take the instance out of rotation.
+    import time
+
+    import psycopg
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"] or 5432,
+        user=settings["USER"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while killer.execute("SELECT FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            assert time.monotonic() < deadline, "the backend did not end"
+    response = client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"]["postgres"] == "ok"

@@ -17,11 +17,11 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import DateTimeField, F, Func, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 from psycopg import pq
@@ -105,14 +105,26 @@ def _read(pgconn: pq.abc.PGconn) -> tuple[bytes, bytes] | tuple[()] | None:
     return result.get_value(0, 0), result.get_value(0, 1)
 
 
+def _whole_second(value: F) -> Func:
+    """date_trunc on the timestamptz itself (Django's Trunc converts to the local time zone
+    first, and GREATEST would then compare a local wall-clock time with an instant)."""
+    return Func(Value("second"), value, function="date_trunc", output_field=DateTimeField())
+
+
 def bump_data_version() -> None:
     """Record that the data changed. Call inside the transaction that changes it.
 
     Nothing else is needed: readers see the new number exactly when they see the new rows,
     since both become visible at the commit.
     """
+    # changed_at moves on by at least a whole second: Last-Modified (whole seconds) then
+    # differs for every version, so an If-Modified-Since of older data is never a 304, even
+    # for a change within the second of the last one or from a host whose clock is behind.
     changed = DataVersion.objects.filter(pk=DataVersion.SINGLETON_PK).update(
-        version=Greatest(F("version") + 1, Value(microseconds_now())), changed_at=timezone.now()
+        version=Greatest(F("version") + 1, Value(microseconds_now())),
+        changed_at=Greatest(
+            Value(timezone.now()), _whole_second(F("changed_at")) + Value(timedelta(seconds=1))
+        ),
     )
     if not changed:
         DataVersion.objects.create(pk=DataVersion.SINGLETON_PK)

@@ -312,7 +312,8 @@ class DataVersion(models.Model):
     """A single row whose number changes with the census data; the API's cache keys carry it.
 
     The sync raises it in the same transaction as the rows it changes, so the number in
-    Postgres always matches the data. Redis keeps a copy for the hot path (trees.cache).
+    Postgres always matches the data; the API reads it from here on every cacheable request
+    (trees.cache). changed_at (the responses' Last-Modified) moves on by a second at least.
     Numbers are at least the time in microseconds, so a database created anew, or restored
     from a backup and then changed, never reuses a number that may still name cached
     responses of other data.

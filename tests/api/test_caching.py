@@ -6,18 +6,21 @@ tests here that pause, stop or flush a private Redis check that it is what decid
 """
 
 import logging
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.http import parse_http_date
 from django_redis import get_redis_connection
 
 from tests.api.conftest import listed_ids
 from trees import breaker
 from trees.api import caching
 from trees.cache import bump_data_version
-from trees.models import Tree
+from trees.models import DataVersion, Tree
 
 TREES = "/api/v1/trees/"
 URLS = [
@@ -150,6 +153,47 @@ def test_if_modified_since_before_the_last_change_gets_the_response(api_client, 
     api_client.get(TREES)
     old_date = "Mon, 01 Jan 2001 00:00:00 GMT"
     assert api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=old_date).status_code == 200
+
+
+def test_if_modified_since_a_change_in_the_same_second_gets_the_response(api_client, census):
+    # Last-Modified has whole seconds: a change within the second it names must not make a
+    # client's If-Modified-Since (of the data before that change) a 304.
+    last_modified = api_client.get(TREES)["Last-Modified"]
+    bump_data_version()
+    response = api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=last_modified)
+    assert response.status_code == 200
+    assert parse_http_date(response["Last-Modified"]) > parse_http_date(last_modified)
+
+
+def test_last_modified_moves_on_even_if_the_clock_went_back(api_client, census):
+    # A sync on a host whose clock is behind the previous one's (or a clock set back).
+    DataVersion.objects.update(changed_at=timezone.now() + timedelta(hours=1))
+    last_modified = api_client.get(TREES)["Last-Modified"]
+    bump_data_version()
+    assert api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=last_modified).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"HTTP_IF_MODIFIED_SINCE": "Fri, 01 Jan 2100 00:00:00 GMT"},
+        {"HTTP_IF_NONE_MATCH": "*"},
+    ],
+)
+@pytest.mark.parametrize(
+    "url", [f"{TREES}999/", f"{TREES}?cursor=abc", f"{TREES}101/?borough=Bronx"]
+)
+def test_a_condition_does_not_make_a_missing_resource_a_304(api_client, census, condition, url):
+    assert api_client.get(url, **condition).status_code == 404
+
+
+def test_if_modified_since_is_a_304_when_redis_lost_the_body(api_client, census):
+    last_modified = api_client.get(TREES)["Last-Modified"]
+    cache.delete_pattern("api:*")
+    caching.recent.clear()
+    response = api_client.get(TREES, HTTP_IF_MODIFIED_SINCE=last_modified)
+    assert response.status_code == 304
+    assert response.content == b""
 
 
 def test_cache_headers(api_client, census, settings):
@@ -353,6 +397,23 @@ def test_repeated_values_in_either_order_share_one_entry_and_mean_any_of_them(
     assert second["X-Cache"] == "HIT"
     assert listed_ids(second) == [101, 104, 106]
     assert second["ETag"] == first["ETag"]
+
+
+@pytest.mark.parametrize(
+    ("first_accept", "query", "accept", "expected"),
+    [
+        ("application/geo+json", "format=geojson", "*/*", "format=geojson"),
+        ("*/*", "format=json", "application/geo+json", "format=json"),
+    ],
+)
+def test_a_next_link_keeps_the_format_its_request_asked_for(
+    api_client, census, first_accept, query, accept, expected
+):
+    # The same format asked for by Accept and by ?format=: the same body but for its links,
+    # which must keep ?format= for a client whose Accept header would choose the other one.
+    api_client.get(f"{TREES}?page_size=1", HTTP_ACCEPT=first_accept)
+    response = api_client.get(f"{TREES}?page_size=1&{query}", HTTP_ACCEPT=accept)
+    assert expected in response.json()["next"]
 
 
 @pytest.mark.parametrize(

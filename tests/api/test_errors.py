@@ -176,6 +176,19 @@ def test_postgres_down_logs_one_warning_per_interval(
     assert [r.name for r in caplog.records if r.name.startswith("trees")] == ["trees.api.errors"]
 
 
+@pytest.mark.parametrize("url", [TREES, f"{TREES}101/"])  # cached view, and one that is not
+def test_postgres_down_logs_nothing_else_per_request(
+    api_client, postgres_down, caplog, monkeypatch, url
+):
+    # Django logs an ERROR line for every 5xx (django.request): an outage would write one
+    # per request after all, beside the warning per interval.
+    monkeypatch.setattr(errors, "_database_warned_at", None)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(5):
+            api_client.get(url)
+    assert [r.name for r in caplog.records] == ["trees.api.errors"]
+
+
 def test_gunicorn_answers_a_json_503_when_postgres_is_down():
     import requests
 

@@ -400,8 +400,9 @@ def test_normalised_query_holds_the_validated_values():
     assert normalised("") == []
 
 
-def test_normalised_query_leaves_format_to_the_negotiated_format():
-    assert normalised("format=geojson") == []
+def test_normalised_query_keeps_format_as_given():
+    # The responses' links keep it (the cache keys by the negotiated format besides).
+    assert normalised("format=geojson") == [("format", "geojson")]
 
 
 @pytest.mark.parametrize(

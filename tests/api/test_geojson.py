@@ -52,7 +52,15 @@ def test_accept_header_selects_geojson(api_client, census, accept):
 
 
 @pytest.mark.parametrize(
-    "accept", ["application/json", "*/*", "text/html", "application/geo+json;q=0"]
+    "accept",
+    [
+        "application/json",
+        "*/*",
+        "text/html",
+        "application/geo+json;q=0",
+        "application/geo+json;q=0.0",
+        "application/geo+json; Q=0.000",
+    ],
 )
 def test_other_accept_headers_get_json(api_client, census, accept):
     response = api_client.get(TREES, HTTP_ACCEPT=accept)

@@ -4,6 +4,7 @@ Hostile values in query parameters are 400s before any SQL runs; tests/api/test_
 covers each parameter's own validation (SQL in typed parameters, NUL bytes, long values).
 """
 
+import json
 import socket
 
 import pytest
@@ -92,6 +93,27 @@ def test_gunicorn_refuses_an_overlong_request_line(server):
     answer = raw_request(server.url, b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 414 ")
     assert b"Request Line is too large" in answer
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET /api/v1/trees/?" + b"&".join([b"borough=Queens"] * 10000), 414),
+        (b"GET /api/v1/trees/\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(120)), 431),
+        (b"GET /api/v1/trees/\r\nX-Filler: " + b"a" * 9000, 431),
+        (b"GET /api/v1/\x00trees/", 400),
+    ],
+)
+def test_gunicorn_answers_its_own_errors_in_the_api_json_shape(server, request_head, status):
+    path, _, headers = request_head.partition(b"\r\n")
+    head = path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (headers + b"\r\n" if headers else b"")
+    answer = raw_request(server.url, head + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 %d " % status)
+    header_block, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\nContent-Type: application/json\r\n" in header_block
+    assert json.loads(body)["status"] == status
+    assert b"Queens" not in body
+    assert b"Filler" not in body
 
 
 def test_gunicorn_refuses_too_many_headers(server):

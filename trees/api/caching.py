@@ -11,8 +11,9 @@ CachedResponseMixin) it:
    runs for it;
 2. reads the data version from Postgres (trees.cache.data_version, one primary-key read);
 3. derives the response's key and ETag from the two (trees.cache.response_key); a matching
-   If-None-Match or If-Modified-Since is a 304 at once, since the version alone says
-   whether anything changed;
+   If-None-Match is a 304 at once, since the version alone says whether anything changed
+   (a matching If-Modified-Since too once the response is known to be a 200: stored, or
+   the view's answer; a date can also name a tree that does not exist, which stays a 404);
 4. counts the request against its client's throttle and reads the stored response, in one
    Redis command (throttling.count_and_read), or only counts it when this process holds the
    response in memory already (RecentResponses);
@@ -197,7 +198,9 @@ class ResponseCacheMiddleware:
         if wait is not None:
             return errors.throttled_response(wait)
         conditional = get_conditional_response(request, etag=etag, last_modified=last_modified)
-        if conditional is not None:  # 304 Not Modified (or 412 for a failed If-Match)
+        if conditional is not None and (cached is not None or _etag_matched(request)):
+            # 304 Not Modified (or 412 for a failed If-Match), for a response known to be a
+            # 200: stored, or named by its ETag (only a 200 of this very key carries it).
             return _with_validators(conditional, etag, last_modified)
 
         if cached is not None:
@@ -207,10 +210,20 @@ class ResponseCacheMiddleware:
         else:
             response = self.get_response(request)
             if response.status_code != 200:
+                # Conditions are ignored then (RFC 9110, 13.2.1): a date in If-Modified-Since,
+                # or If-None-Match: *, must not make a tree that does not exist a 304.
                 return response
             store(key, (response["Content-Type"], response.content))
+            if conditional is not None:
+                return _with_validators(conditional, etag, last_modified)
             response["X-Cache"] = "MISS"
         return _with_validators(response, etag, last_modified)
+
+
+def _etag_matched(request: HttpRequest) -> bool:
+    """Whether the conditional response came from If-None-Match naming our ETag (not `*`)."""
+    if_none_match = request.META.get("HTTP_IF_NONE_MATCH", "").strip()
+    return bool(if_none_match) and if_none_match != "*"
 
 
 @functools.lru_cache(maxsize=16)

@@ -47,7 +47,7 @@ def exception_handler(exc, context):
             status=503,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
         )
-        return _as_json(response, context)
+        return _as_json(_logged(response), context)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -83,12 +83,21 @@ def _warn_database_unavailable(exc: Exception) -> None:
 def database_unavailable(exc: Exception) -> JsonResponse:
     """The 503 for callers that run before DRF (the response cache reads the data version)."""
     _warn_database_unavailable(exc)
-    return JsonResponse(
-        error_body(503, DATABASE_UNAVAILABLE),
-        status=503,
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
-        json_dumps_params=COMPACT,
+    return _logged(
+        JsonResponse(
+            error_body(503, DATABASE_UNAVAILABLE),
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+            json_dumps_params=COMPACT,
+        )
     )
+
+
+def _logged(response: HttpResponse) -> HttpResponse:
+    """Mark a 503 as logged already: the warning per interval says it, and Django would
+    otherwise log an ERROR line for each one (django.request), every request of an outage."""
+    response._has_been_logged = True
+    return response
 
 
 def _as_list(messages) -> list:

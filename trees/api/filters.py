@@ -556,15 +556,19 @@ def normalised_query(
 
     Each parameter given appears once, with its value as validated: a filter's as its form
     field cleans it (repeated values as their sorted distinct tuple, numbers as numbers), and
-    the paging parameters as the paginator reads them. `format` is left out: the cache keys
-    by the negotiated format instead. None means the view will answer with a 400 (these are
-    the same checks), which is never cached.
+    the paging parameters as the paginator reads them. `format` stays as given (the cache
+    keys by the negotiated format besides): the same format asked for by Accept gives the
+    same body but for its `next`/`previous` links, which keep `?format=` only when it was
+    given, and a client whose Accept header asks for the other format needs them to. None
+    means the view will answer with a 400 (these are the same checks), which is never cached.
     """
     if not params:
         return []
     if parameter_errors(params, filterset_class, paginator_class):
         return None
     query = []
+    if FORMAT_PARAMETER in params:
+        query.append((FORMAT_PARAMETER, params[FORMAT_PARAMETER]))
     if filterset_class is not None:
         try:
             query += filterset_class.clean_parameters(params)

@@ -26,8 +26,20 @@ def requested_format(request: HttpRequest) -> str:
 def _accepts_geojson(accept: str) -> bool:
     for media_range in accept.split(","):
         media_type, *params = (part.strip() for part in media_range.split(";"))
-        if media_type.lower() == GEOJSON_MEDIA_TYPE and "q=0" not in params:
+        if media_type.lower() == GEOJSON_MEDIA_TYPE and not _refused(params):
             return True
+    return False
+
+
+def _refused(params: list[str]) -> bool:
+    """Whether a media range's parameters give it q=0 (`q=0`, `q=0.0`, `Q=0.000`: RFC 9110)."""
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                return float(value.strip()) == 0
+            except ValueError:
+                return False
     return False
 
 
