@@ -244,6 +244,7 @@ class FakeDataset:
         self._bodies: OrderedDict[Query, Reply] = OrderedDict()
         self._bodies_size = 0
         self._orders: dict[tuple, object] = {}  # sorted indices, and keyset starts in them
+        self.ignores_order = False  # a broken server: $order parsed, rows served shuffled
 
     # Cheap per-index facts (no row generated) --------------------------------------------
 
@@ -633,6 +634,8 @@ class FakeDataset:
         indices = [index for index in candidates if self._satisfies(index, where)]
         for name, descending in reversed(order):  # stable sorts, last key first
             indices.sort(key=self._sort_key(name), reverse=descending)
+        if self.ignores_order:
+            random.Random(len(indices)).shuffle(indices)
         self._orders[key] = indices
         return indices
 
