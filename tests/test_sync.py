@@ -546,6 +546,22 @@ def test_an_incremental_run_from_a_server_that_ignores_order_fails_and_keeps_its
     assert differences(small_server) == {}
 
 
+def test_an_incremental_run_whose_pages_end_early_fails_instead_of_passing_rows_by(
+    small_server,
+):
+    """Rows sharing one :updated_at, and the server keeps answering one page empty: the
+    run used to succeed with the rows before it, its watermark already at that stamp, so
+    no later run asked for the rest."""
+    sync_from(small_server)
+    small_server.update_rows(300)
+    small_server.short_page(0, times=5, offset=100)
+    with pytest.raises(SyncError, match="skipped rows"):
+        sync_from(small_server, page_size=50)
+    small_server.clear_faults()
+    sync_from(small_server)
+    assert differences(small_server) == {}
+
+
 def test_a_tree_fetched_twice_in_one_run_keeps_its_newest_version(small_server):
     sync_from(small_server)
     changed = small_server.update_rows(100, health="Poor")
