@@ -1,5 +1,7 @@
 """Pages from a file (trees/files.py); the command's view of it is in commands/test_sync_trees."""
 
+import os
+
 import pytest
 
 from tests.factories import soda_row
@@ -51,3 +53,26 @@ def test_an_unusable_file_is_refused_when_the_run_reads_it_not_before(tmp_path):
     with pytest.raises(SyncError, match="is not a JSON array of rows"):
         pages(path)
     assert source.description == str(path.resolve())
+
+
+def test_a_directory_is_refused_as_a_directory_not_as_a_missing_file(tmp_path):
+    with pytest.raises(SyncError, match="is a directory"):
+        FileSource(tmp_path)
+
+
+def test_a_fifo_is_refused_as_not_a_regular_file(tmp_path):
+    fifo = tmp_path / "trees.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(SyncError, match="not a regular file"):
+        FileSource(fifo)
+
+
+def test_a_file_that_goes_away_before_it_is_read_is_one_clear_error(tmp_path):
+    path = tmp_path / "trees.csv"
+    write_bulk_csv(path, [soda_row(tree_id="1")])
+    source = FileSource(path)
+    path.unlink()
+    with pytest.raises(SyncError, match=r"Cannot read .*: No such file"):
+        list(
+            source.pages(where=None, order=":id", page_size=10, max_rows=None, expected_total=None)
+        )

@@ -262,6 +262,19 @@ def test_a_row_with_bytes_postgres_cannot_hold_is_rejected_and_the_rest_land(
     assert set(Tree.objects.values_list("tree_id", flat=True)) == {1, 2, 3, 5}
 
 
+def test_a_json_row_with_a_nul_in_a_field_name_is_rejected_and_the_rest_land():
+    """Found by the red team: `{"bad\\u0000key": "x"}` in one row failed the whole run
+    ("unsupported Unicode escape sequence")."""
+    rows = [soda_row(tree_id=str(n)) for n in range(1, 4)]
+    rows[1]["extra@name"] = "x"
+    page = with_bytes(json_page(rows), "@", b"\\u0000")
+    _, [result] = load(page)
+    assert (result.fetched, result.inserted, result.rejected) == (3, 2, 1)
+    assert result.rejections == [
+        {"row": 2, "tree_id": "2", "reason": "a field name holds a NUL byte"}
+    ]
+
+
 def test_rows_after_an_unreadable_one_keep_their_numbers_in_rejections():
     rows = [soda_row(tree_id="1", address="A\x01B"), soda_row(tree_id="2"), soda_row(tree_id="x")]
     page = with_bytes(csv_page(rows), "\x01", b"\x00")

@@ -175,7 +175,8 @@ def test_incremental_window_is_ordered_by_updated_at_then_id(small_server):
     small_server.update_rows(5)
     small_server.clear_requests()
     sync_from(small_server)
-    page_query = small_server.requests[-1].query
+    pages = [r.query for r in small_server.requests if "count" not in r.query["$select"]]
+    page_query = pages[-1]
     assert page_query["$order"] == ":updated_at,:id"
     assert page_query["$where"].startswith(":updated_at > '")
 
@@ -501,6 +502,47 @@ def test_a_full_run_ends_exact_when_rows_behind_its_cursor_change(soda_server_fa
     assert differences(server) == {}
     assert run.watermark == datetime.datetime.fromisoformat(server.last_updated_at)
     assert sync_from(server).rows_fetched == 0
+
+
+def test_a_first_load_from_a_server_that_ignores_order_fails_and_writes_nothing(small_server):
+    """Rows served in no order: each page's last key jumps ahead and the cursor passes
+    over rows never served. Found by the red team: 1,215 of 3,000 trees, exit 0."""
+    small_server.ignore_order()
+    with pytest.raises(SyncError, match=r"\$order"):
+        sync_from(small_server, page_size=50)
+    assert Tree.objects.count() == 0
+    assert SyncRun.objects.get().status == SyncRun.Status.FAILED
+
+
+def test_an_incremental_run_from_a_server_that_ignores_order_fails_and_keeps_its_watermark(
+    small_server,
+):
+    first = sync_from(small_server)
+    small_server.update_rows(300, health="Poor")  # one :updated_at: only :id orders them
+    small_server.ignore_order()
+    with pytest.raises(SyncError, match=r"\$order"):
+        sync_from(small_server, page_size=20)
+    small_server.ignore_order(False)
+    again = sync_from(small_server)
+    assert again.mode == SyncRun.Mode.INCREMENTAL
+    assert again.watermark > first.watermark
+    assert differences(small_server) == {}
+
+
+def test_an_incremental_run_whose_pages_end_early_fails_instead_of_passing_rows_by(
+    small_server,
+):
+    """Rows sharing one :updated_at, and the server keeps answering one page empty: the
+    run used to succeed with the rows before it, its watermark already at that stamp, so
+    no later run asked for the rest."""
+    sync_from(small_server)
+    small_server.update_rows(300)
+    small_server.short_page(0, times=5, offset=100)
+    with pytest.raises(SyncError, match="skipped rows"):
+        sync_from(small_server, page_size=50)
+    small_server.clear_faults()
+    sync_from(small_server)
+    assert differences(small_server) == {}
 
 
 def test_a_tree_fetched_twice_in_one_run_keeps_its_newest_version(small_server):

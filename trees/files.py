@@ -55,6 +55,11 @@ class FileSource:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
+        if self.path.is_dir():
+            raise SyncError(f"Cannot read {self.path}: it is a directory, not a file")
+        if self.path.exists() and not self.path.is_file():
+            # A FIFO or a device could block the run forever, or never end.
+            raise SyncError(f"Cannot read {self.path}: not a regular file (a FIFO or device?)")
         if not self.path.is_file():
             raise SyncError(f"Cannot read {self.path}: no such file")
 
@@ -69,8 +74,21 @@ class FileSource:
         """The file's pages; raises SyncError (inside the run, so it is recorded) if unusable."""
         if where is not None:
             raise SyncError("A file cannot be synced incrementally; use --full or omit it")
-        reader = self._csv_pages if self._detect_format() == "csv" else self._json_pages
-        return reader(page_size=page_size, max_rows=max_rows)
+        try:
+            reader = self._csv_pages if self._detect_format() == "csv" else self._json_pages
+        except OSError as exc:
+            raise SyncError(self._unreadable(exc)) from exc
+        return self._reading(reader(page_size=page_size, max_rows=max_rows))
+
+    def _reading(self, pages: Iterator[Page]) -> Iterator[Page]:
+        # The file can go away, or the disk fail, after the run began: one clear line.
+        try:
+            yield from pages
+        except OSError as exc:
+            raise SyncError(self._unreadable(exc)) from exc
+
+    def _unreadable(self, exc: OSError) -> str:
+        return f"Cannot read {self.path}: {exc.strerror or exc}"
 
     def _detect_format(self) -> str:
         with self.path.open("rb") as file:

@@ -144,7 +144,11 @@ def _neutralise_json(page: "Page", key: str | None) -> tuple["Page", list[BadRec
         reason = "; ".join(
             part
             for name, value in row.items()
-            if (part := _value_reasons(_clean_name(name), _as_text(value), escaped=escaped))
+            for part in (
+                _value_reasons("a field name", name, escaped=escaped),
+                _value_reasons(_clean_name(name), _as_text(value), escaped=escaped),
+            )
+            if part
         )
         if not reason:
             kept.append(row)

@@ -140,10 +140,13 @@ class SocrataSource:
 
     def recheck(self, tree_ids: Sequence[int], *, page_size: int) -> Iterator[Page]:
         """These trees' rows as they are now, whole; a tree deleted upstream brings none."""
+        done = 0  # rows before this request's: one numbering for the whole recheck
         for start in range(0, len(tree_ids), RECHECK_BATCH):
             batch = ", ".join(str(tree_id) for tree_id in tree_ids[start : start + RECHECK_BATCH])
             where = f"tree_id in ({batch})"
-            yield from self.client.iter_pages(self.dataset, where=where, page_size=page_size)
+            for page in self.client.iter_pages(self.dataset, where=where, page_size=page_size):
+                yield replace(page, offset=done + page.offset)
+            done += page.offset + page.row_count
 
 
 @dataclass
@@ -329,8 +332,9 @@ def _sync(
     """
     live = source if isinstance(source, LiveSource) else None
     where = None if watermark is None else _since(watermark)
-    horizon = None
-    if watermark is None and live is not None and source.supports_incremental and limit is None:
+    horizon = None  # the newest :updated_at when the run began (see _check_nothing_skipped)
+    ask_horizon = live is not None and source.supports_incremental and limit is None
+    if ask_horizon and watermark is None:
         horizon = live.newest_updated_at()
     total = source.count(where=where)
     if total is not None and limit is not None:
@@ -340,6 +344,8 @@ def _sync(
     if where is not None and total == 0:
         logger.info("Nothing changed upstream since %s", watermark.isoformat())
         return True
+    if ask_horizon and watermark is not None:
+        horizon = live.newest_updated_at()
 
     order = ":id" if where is None else ":updated_at,:id"
     pages = source.pages(
@@ -375,13 +381,19 @@ def _sync(
         # Keyset pages end only at the source's end (see SocrataClient.iter_pages), so a
         # run without a limit saw everything; the count may differ if rows went meanwhile.
         complete = limit is None
-        if horizon is not None and complete:
+        check = horizon is not None and complete
+        # Stored trees a full run's pages missed are asked for again before deleting; a
+        # tree that comes back then was not skipped, so the check counts it there.
+        check_after_recheck = check and delete_missing and first_load is None
+        if check and not check_after_recheck:
+            _check_nothing_skipped(source, where, horizon, fetched=fetched)
+        if check and watermark is None:
             _catch_up(source, horizon, page_size=page_size, batch=batch)
         batch.flush()
         clock.loaded()
         if delete_missing and complete:
             if first_load is None:
-                outcome.deleted = _delete_missing(
+                outcome.deleted, rechecked = _delete_missing(
                     live,
                     batch,
                     stored=stored_before,
@@ -389,6 +401,8 @@ def _sync(
                     page_size=page_size,
                 )
                 outcome.changed = outcome.changed or outcome.deleted > 0
+                if check_after_recheck:
+                    _check_nothing_skipped(source, where, horizon, fetched=fetched + rechecked)
         elif delete_missing:
             seen = f"{fetched} of {total}" if total is not None else fetched
             outcome.warn(
@@ -453,6 +467,28 @@ class _Batch:
             self.outcome.add(self.loader.flush())
 
 
+def _check_nothing_skipped(
+    source: PageSource, where: str | None, horizon: str, *, fetched: int
+) -> None:
+    """Fail if the pass served fewer rows than stood still under it all along.
+
+    A row the query matched when the run began and that is still there with an
+    `:updated_at` no newer than the horizon (the newest when the run began) was never
+    touched, so keyset paging must have served it. Fewer rows than that means the server
+    broke the keyset (for example it ignores `$order`, so a page's last key jumps past rows
+    it never served). Socrata's `:id` order is its own, so this is checked by count, not
+    by comparing keys here.
+    """
+    stamp = soql_quote(horizon.removesuffix("Z"))
+    still = source.count(where=" AND ".join(filter(None, [where, f":updated_at <= {stamp}"])))
+    if still is not None and fetched < still:
+        raise SocrataBadResponse(
+            f"the pages served {fetched} rows, but {still} rows unchanged since the run began "
+            "match the query: the server skipped rows (does it honour $order?); "
+            "nothing was written"
+        )
+
+
 def _catch_up(source: PageSource, horizon: str, *, page_size: int, batch: _Batch) -> None:
     """The rows changed upstream since a full run began (see `_sync`)."""
     where = _since(horizon)
@@ -479,8 +515,9 @@ def _delete_missing(
     stored: int,
     allow_mass_delete: bool,
     page_size: int,
-) -> int:
-    """Delete the stored trees the source no longer has; returns how many went.
+) -> tuple[int, int]:
+    """Delete the stored trees the source no longer has; returns how many went, and how
+    many rows came back when the trees were asked for again.
 
     A tree the fetch did not see is asked for once more by tree_id before it goes (a
     source that cannot be asked, a file, is its own truth): those that come back are
@@ -489,22 +526,25 @@ def _delete_missing(
     """
     unseen = batch.loader.unseen_tree_ids()
     if not unseen:
-        return 0
+        return 0, 0
     fraction = settings.SYNC_MAX_DELETE_FRACTION
     if len(unseen) > fraction * stored and not allow_mass_delete:
         raise MassDeleteRefused(would_delete=len(unseen), stored=stored, fraction=fraction)
+    rechecked = 0
     if live is not None:
         batch.next_pass()
+        start = batch.lines
         for page in live.recheck(unseen, page_size=page_size):
             batch.stage(page)
         batch.flush()
+        rechecked = batch.lines - start
     deleted = batch.loader.delete_missing()
     if deleted > fraction * stored:
         batch.outcome.warn(
             f"Deleted {deleted} of {stored} trees, more than {fraction:.0%} of the table "
             "(allowed for this run)"
         )
-    return deleted
+    return deleted, rechecked
 
 
 class _Clock:

@@ -244,6 +244,7 @@ class FakeDataset:
         self._bodies: OrderedDict[Query, Reply] = OrderedDict()
         self._bodies_size = 0
         self._orders: dict[tuple, object] = {}  # sorted indices, and keyset starts in them
+        self.ignores_order = False  # a broken server: $order parsed, rows served shuffled
 
     # Cheap per-index facts (no row generated) --------------------------------------------
 
@@ -633,6 +634,8 @@ class FakeDataset:
         indices = [index for index in candidates if self._satisfies(index, where)]
         for name, descending in reversed(order):  # stable sorts, last key first
             indices.sort(key=self._sort_key(name), reverse=descending)
+        if self.ignores_order:
+            random.Random(len(indices)).shuffle(indices)
         self._orders[key] = indices
         return indices
 
@@ -655,6 +658,28 @@ class FakeDataset:
                 indices |= set(self._stored)
                 return sorted(indices - self._deleted)
         return self.live_indices()
+
+    def _count_by_updated_at(self, where: tuple[Term, ...]) -> int | None:
+        """A count of the rows no newer than a moment (`:updated_at <= 'T'`, maybe after a
+        lower bound) as all such rows less the newer ones, which only changed rows can be
+        (see `_candidates`): a sync's end-of-run check asks this, and must not cost the
+        benchmark a scan of every row."""
+        upper = [
+            term
+            for term in where
+            if isinstance(term, Condition)
+            and term.field == ":updated_at"
+            and term.op in ("<", "<=")
+        ]
+        rest = tuple(term for term in where if term not in upper)
+        if len(upper) != 1 or not all(
+            isinstance(term, Condition) and term.field == ":updated_at" and term.op in (">", ">=")
+            for term in rest
+        ):
+            return None
+        newer = Condition(":updated_at", ">" if upper[0].op == "<=" else ">=", upper[0].value)
+        matching = len(self.matching(rest, ())) if rest else self._total - len(self._deleted)
+        return matching - len(self.matching((*rest, newer), ()))
 
     def _sort_key(self, name: str):
         if name == ":id":
@@ -738,7 +763,9 @@ class FakeDataset:
             rows: Iterable[list[str | None]] = [[newest if newest is None else str(newest)]]
         elif query.count_alias:
             fields, types = [query.count_alias], ["number"]
-            count = len(self.matching(query.where, query.order))
+            count = self._count_by_updated_at(query.where)
+            if count is None:
+                count = len(self.matching(query.where, query.order))
             rows = [[str(count)]]
         else:
             columns = [self._schema[name] for name in query.select]

@@ -430,6 +430,13 @@ class FakeSodaServer:
         self._add_fault(Fault("hold", 1, offset, hold=held))
         return held
 
+    def ignore_order(self, ignore: bool = True) -> None:
+        """A broken server (or proxy) that applies `$where` and `$limit` but serves the rows
+        in no particular order: a keyset cursor then passes over rows it never served."""
+        with self._lock:
+            self._data.ignores_order = ignore
+            self._data.changed()
+
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
@@ -540,7 +547,8 @@ class FakeSodaServer:
         with self._lock:
             try:
                 query = self._data.parse(fmt, params)
-                position = self._data.position(query)
+                # A count takes only faults without an offset: no need to find its start.
+                position = 0 if count else self._data.position(query)
                 error = None
             except QueryError as exc:
                 query, error = None, exc
