@@ -613,3 +613,36 @@ def test_resource_url_names_dataset_and_format():
         assert client.resource_url("uvpi-gqnh") == (
             "https://data.cityofnewyork.us/resource/uvpi-gqnh.json"
         )
+
+
+NO_AGGREGATES = {
+    "code": "query.compiler.malformed",
+    "error": True,
+    "message": "function max is not supported on system fields",
+    "data": {},
+}
+
+
+def test_newest_updated_at_is_the_newest_rows_stamp(soda_server, make_client):
+    soda_server.update_rows(10)
+
+    assert make_client().newest_updated_at(DEFAULT_DATASET) == soda_server.last_updated_at
+
+
+def test_newest_updated_at_asks_for_the_newest_row_when_max_is_refused(soda_server, make_client):
+    soda_server.update_rows(10)
+    soda_server.respond_with(400, NO_AGGREGATES)
+
+    newest = make_client().newest_updated_at(DEFAULT_DATASET)
+
+    assert newest == soda_server.last_updated_at
+    fallback = soda_server.requests[-1].query
+    assert (fallback["$order"], fallback["$limit"]) == (":updated_at DESC", "1")
+
+
+def test_newest_updated_at_of_an_empty_dataset_is_none(soda_server_factory):
+    server = soda_server_factory(rows=0)
+    server.respond_with(400, NO_AGGREGATES)
+
+    client = SocrataClient(server.url, backoff_factor=0.001, backoff_max=0.01)
+    assert client.newest_updated_at(DEFAULT_DATASET) is None

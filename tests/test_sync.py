@@ -708,3 +708,16 @@ def test_rows_with_bytes_postgres_cannot_hold_are_rejected_and_every_run_goes_on
     assert again.status == SyncRun.Status.SUCCEEDED
     assert (again.rows_rejected, again.rows_deleted) == (1, 0)
     assert Tree.objects.count() == 299
+
+
+def test_a_full_run_stays_exact_on_a_portal_that_refuses_max(small_server):
+    sync_from(small_server)
+    small_server.update_rows(50)
+    ordered = [int(row["tree_id"]) for row in small_server.rows()]
+    small_server.respond_with(
+        400, {"code": "query.compiler.malformed", "error": True, "message": "no max", "data": {}}
+    )  # the first request of a full run: max(:updated_at)
+    small_server.on_page_request(lambda s: s.update_rows(ordered[:20], health="Poor"), nth=3)
+    run = sync_from(small_server, full=True, page_size=100)
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert differences(small_server) == {}

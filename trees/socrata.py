@@ -227,9 +227,18 @@ class SocrataClient:
 
     def newest_updated_at(self, dataset: str) -> str | None:
         """The largest `:updated_at` of any row, as Socrata writes it (None: no rows)."""
-        params = {"$select": "max(:updated_at) AS newest"}
+        params: dict[str, str | int] = {"$select": "max(:updated_at) AS newest"}
         # Always JSON, as for count(): one tiny object.
         url = f"{self.base_url}/resource/{dataset}.json"
+        try:
+            return self._get(url, params, lambda response: _parse_newest(response.content))
+        except SocrataBadResponse as exc:
+            if exc.status != 400:
+                raise
+        # A portal that will not aggregate a system field still orders by it (every
+        # incremental query does): the newest row's stamp is the same answer.
+        logger.warning("Socrata refused max(:updated_at); asking for the newest row instead")
+        params = {"$select": ":updated_at", "$order": ":updated_at DESC", "$limit": 1}
         return self._get(url, params, lambda response: _parse_newest(response.content))
 
     def iter_pages(
@@ -572,9 +581,13 @@ def _parse_count(body: bytes) -> int:
 
 
 def _parse_newest(body: bytes) -> str | None:
-    """`[{"newest": "2023-10-09T10:02:32.402Z"}]`; no value (null left out) if no rows."""
+    """`[{"newest": "2023-10-09T10:02:32.402Z"}]` (no value if no rows), or the newest row's
+    `[{":updated_at": "..."}]` (`[]` if no rows)."""
     try:
-        (row,) = json.loads(body)
+        rows = json.loads(body)
+        if rows == []:
+            return None
+        (row,) = rows
         values = list(row.values())
     except (ValueError, TypeError, AttributeError) as exc:
         raise _InvalidBody("a max(:updated_at) that is not one object") from exc
