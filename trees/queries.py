@@ -1,11 +1,14 @@
 """Read-side queries shared by the admin and the API. No request objects here."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
+    Aggregate,
+    Avg,
     Count,
     ExpressionWrapper,
     F,
@@ -18,7 +21,17 @@ from django.db.models import (
     Subquery,
     Value,
 )
-from django.db.models.functions import ASin, Coalesce, Cos, Power, Radians, Sin, Sqrt
+from django.db.models.functions import (
+    ASin,
+    Cast,
+    Coalesce,
+    Cos,
+    NullIf,
+    Power,
+    Radians,
+    Sin,
+    Sqrt,
+)
 
 from trees.models import Borough, Health, Species, Status, Tree, TreeCount
 
@@ -190,22 +203,123 @@ def of_species_named(queryset: QuerySet[Tree], *names: str) -> QuerySet[Tree]:
     return queryset.filter(species_id__in=species_ids)
 
 
-def species_with_tree_counts() -> QuerySet[Species]:
-    """Every species, annotated with `tree_count`.
+def species_with_tree_counts(trees: QuerySet[Tree] | None = None) -> QuerySet[Species]:
+    """Every species, annotated with `tree_count`; or, given `trees` (say, a filtered set),
+    the species of those trees, each with how many of them it has.
 
     One correlated count per species: each is a range of the (species, tree_id) index, read
     without visiting the table, where a join and GROUP BY would hash all 683,788 trees.
     """
+    source = Tree.objects.all() if trees is None else trees
     counts = (
-        Tree.objects.filter(species=OuterRef("pk"))
+        source.filter(species=OuterRef("pk"))
         .order_by()
         .values("species")
         .annotate(count=Count("*"))
         .values("count")
     )
-    return Species.objects.annotate(
+    species = Species.objects.annotate(
         tree_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
     ).order_by("latin_name")
+    if trees is not None:
+        species = species.filter(tree_count__gt=0)
+    return species
+
+
+# --- Grouped aggregates ------------------------------------------------------------------------
+
+# The columns `groups/` groups by: the census's categorical ones. `species` is the species id,
+# reported with its names.
+GROUP_COLUMNS = (
+    "borough",
+    "nta",
+    "zipcode",
+    "species",
+    "health",
+    "status",
+    "steward",
+    "guards",
+    "curb_loc",
+    "sidewalk",
+    "user_type",
+    "council_district",
+    "community_board",
+)
+_SPECIES_NAMES = {
+    "species_latin_name": "species__latin_name",
+    "species_common_name": "species__common_name",
+}
+
+
+class Median(Aggregate):
+    """Postgres's exact median: `percentile_cont(0.5)`, interpolated between the middle two."""
+
+    function = "percentile_cont"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+@dataclass(frozen=True)
+class Group:
+    values: dict[str, object]  # each grouped column's value; `species` as {id, latin_name, ...}
+    count: int
+    dbh_mean: float | None
+    dbh_median: float | None
+    poor_share: float | None
+
+
+def tree_groups(queryset: QuerySet[Tree], by: Sequence[str]) -> list[Group]:
+    """The trees grouped by the `by` columns (of GROUP_COLUMNS): each group's count, mean and
+    median trunk diameter, and share in Poor health of its trees whose health was recorded.
+
+    Largest group first, then by the groups' values (nulls last), so the order is stable.
+    An empty text value (a dead tree's health, say) is reported as None, as in tree_stats.
+    """
+    columns = ["species_id" if column == "species" else column for column in by]
+    names = _SPECIES_NAMES if "species" in by else {}
+    recorded = Count("tree_id", filter=~Q(health=""))
+    poor = Count("tree_id", filter=Q(health=Health.POOR))
+    rows = (
+        queryset.order_by()
+        .values(*columns, **{alias: F(path) for alias, path in names.items()})
+        .annotate(
+            n=Count("*"),
+            dbh_mean=Avg("tree_dbh", output_field=FloatField()),
+            dbh_median=Median("tree_dbh"),
+            poor_share=ExpressionWrapper(
+                Cast(poor, FloatField()) / NullIf(recorded, 0), output_field=FloatField()
+            ),
+        )
+        .order_by("-n", *(F(column).asc(nulls_last=True) for column in columns))
+    )
+    groups = []
+    for row in rows:
+        values: dict[str, object] = {}
+        for column, name in zip(columns, by, strict=True):
+            value = row[column]
+            if name == "species":
+                value = (
+                    None
+                    if value is None
+                    else {
+                        "id": value,
+                        "latin_name": row["species_latin_name"],
+                        "common_name": row["species_common_name"],
+                    }
+                )
+            elif value == "":
+                value = None
+            values[name] = value
+        groups.append(
+            Group(
+                values=values,
+                count=row["n"],
+                dbh_mean=row["dbh_mean"],
+                dbh_median=row["dbh_median"],
+                poor_share=row["poor_share"],
+            )
+        )
+    return groups
 
 
 @dataclass(frozen=True)
