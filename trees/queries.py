@@ -17,6 +17,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
 )
 from django.db.models.functions import (
@@ -242,6 +243,9 @@ GROUP_COLUMNS = (
     "community_board",
 )
 
+# The group columns TreeCount counts by: grouped by these alone, the counts answer.
+COUNTED_GROUP_COLUMNS = frozenset({"borough", "status", "health", "species"})
+
 
 @dataclass(frozen=True)
 class Group:
@@ -252,7 +256,7 @@ class Group:
     poor_share: float | None
 
 
-def tree_groups(queryset: QuerySet[Tree], by: Sequence[str]) -> list[Group]:
+def tree_groups(queryset: QuerySet[Tree] | QuerySet[TreeCount], by: Sequence[str]) -> list[Group]:
     """The trees grouped by the `by` columns (of GROUP_COLUMNS): each group's count, mean and
     median trunk diameter, and share in Poor health of its trees whose health was recorded.
 
@@ -263,18 +267,31 @@ def tree_groups(queryset: QuerySet[Tree], by: Sequence[str]) -> list[Group]:
     hash aggregate into a few tens of thousands of rows), and each group's median is then
     read from its running counts, the exact value `percentile_cont(0.5)` gives, interpolated
     between the middle two. Measured on 683,788 trees, by NTA: half the time of
-    `percentile_cont` itself, which sorts every tree.
+    `percentile_cont` itself, which sorts every tree. Of TreeCount rows (by and filtered on
+    COUNTED_GROUP_COLUMNS only), the first step sums ~50,000 counts instead.
     """
     columns = ["species_id" if column == "species" else column for column in by]
-    fine = (
-        queryset.order_by()
-        .values(*columns, dbh=F("tree_dbh"))
-        .annotate(
-            n=Count("*"),
-            poor=Count("tree_id", filter=Q(health=Health.POOR)),
-            recorded=Count("tree_id", filter=~Q(health="")),
+    if queryset.model is TreeCount:
+        fine = (
+            queryset.filter(count__gt=0)
+            .order_by()
+            .values(*columns, dbh=F("tree_dbh"))
+            .annotate(
+                n=Sum("count"),
+                poor=Coalesce(Sum("count", filter=Q(health=Health.POOR)), 0),
+                recorded=Coalesce(Sum("count", filter=~Q(health="")), 0),
+            )
         )
-    )
+    else:
+        fine = (
+            queryset.order_by()
+            .values(*columns, dbh=F("tree_dbh"))
+            .annotate(
+                n=Count("*"),
+                poor=Count("tree_id", filter=Q(health=Health.POOR)),
+                recorded=Count("tree_id", filter=~Q(health="")),
+            )
+        )
     try:
         fine_sql, params = fine.query.sql_with_params()
     except EmptyResultSet:  # a filter that can match nothing, e.g. an unknown species name

@@ -2,6 +2,7 @@
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from tests.api.conftest import assert_bad_parameter
 from tests.api.schema import assert_matches_schema
@@ -101,10 +102,20 @@ def test_groups_are_largest_first_then_by_value(api_client, census):
     ]
 
 
-@pytest.mark.parametrize("by", ["nta", "zipcode,health", "council_district,curb_loc,user_type"])
+@pytest.mark.parametrize(
+    "by",
+    [
+        "nta",
+        "zipcode,health",
+        "council_district,curb_loc,user_type",
+        "borough",  # from the counts (TreeCount)
+        "species,health,status",  # from the counts
+    ],
+)
 def test_groups_equal_sql(api_client, census, by):
     TreeFactory.create_batch(5, tree_dbh=7, health="Poor", council_district=33)
-    columns = ", ".join(by.split(","))
+    TreeFactory.create_batch(3, tree_dbh=None, borough="Bronx")
+    columns = ", ".join(by.split(",")).replace("species", "species_id")
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {columns}, count(*), avg(tree_dbh)::float, "
@@ -118,7 +129,10 @@ def test_groups_equal_sql(api_client, census, by):
             for row in cursor.fetchall()
         }
     found = {
-        tuple(g[column] for column in by.split(",")): (
+        tuple(
+            g[column]["id"] if column == "species" and g[column] else g[column]
+            for column in by.split(",")
+        ): (
             g["count"],
             g["dbh_mean"],
             g["dbh_median"],
@@ -127,6 +141,29 @@ def test_groups_equal_sql(api_client, census, by):
         for g in groups(api_client, by=by)
     }
     assert found == {key: tuple(value) for key, value in expected.items()}
+
+
+def tables_read(api_client, query: dict) -> set[str]:
+    with CaptureQueriesContext(connection) as queries:
+        assert api_client.get(GROUPS, query).status_code == 200
+    sql = " ".join(query["sql"] for query in queries.captured_queries)
+    return {table for table in ("trees_tree", "trees_treecount") if f'"{table}"' in sql}
+
+
+def test_groups_by_and_filtered_on_counted_columns_read_only_the_counts(api_client, census):
+    query = {"by": "borough,species", "health": "Good", "dbh_min": "3", "species": "red maple"}
+    assert tables_read(api_client, query) == {"trees_treecount"}
+    assert [
+        (g["borough"], g["count"]) for g in api_client.get(GROUPS, query).json()["groups"]
+    ] == [
+        ("Bronx", 1),
+        ("Queens", 1),
+    ]
+
+
+@pytest.mark.parametrize("query", [{"by": "nta"}, {"by": "borough", "zipcode": "11375"}])
+def test_groups_by_or_filtered_on_other_columns_read_the_trees(api_client, census, query):
+    assert tables_read(api_client, query) == {"trees_tree"}
 
 
 def test_every_group_column_can_be_grouped_by(api_client, census):
