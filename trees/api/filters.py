@@ -496,6 +496,7 @@ class GroupByField(forms.CharField):
 
 class GroupByFilter(filters.Filter):
     field_class = GroupByField
+    hint = _VALID_COLUMNS  # added to parameter_errors' messages about `by`
 
 
 class GroupFilterSet(TreeFilterSet):
@@ -630,10 +631,13 @@ def parameter_errors(params: QueryDict, filterset_class, paginator_class) -> dic
             if repeatable is None:
                 repeatable = repeatable_parameters(filterset_class)
             if name not in repeatable:
-                errors[name] = [
+                message = (
                     f"Given {len(values)} times: this parameter takes one value. (Repeat only "
                     "the filters that take several, which match any of them.)"
-                ]
+                )
+                declared = filterset_class.base_filters.get(name) if filterset_class else None
+                hint = getattr(declared, "hint", None)
+                errors[name] = [f"{message} {hint}" if hint else message]
     return dict(sorted(errors.items()))
 
 
