@@ -97,3 +97,69 @@ def test_tree_stats_with_near_does_not_group_by_distance():
     assert stats.total == 2
     assert stats.by_borough[3].value == "Queens"
     assert stats.by_borough[3].count == 2
+
+
+def test_tree_groups_median_interpolates_and_mean_is_exact():
+    for tree_id, dbh in enumerate([2, 4, 10, 20], start=1):
+        TreeFactory(tree_id=tree_id, tree_dbh=dbh, borough="Queens")
+    TreeFactory(tree_id=9, tree_dbh=5, borough="Bronx")
+    queens, bronx = queries.tree_groups(Tree.objects.all(), ["borough"])
+    assert queens == queries.Group(
+        values={"borough": "Queens"}, count=4, dbh_mean=9.0, dbh_median=7.0, poor_share=0.0
+    )
+    assert (bronx.count, bronx.dbh_median) == (1, 5.0)
+
+
+def test_tree_groups_poor_share_counts_only_trees_with_a_health():
+    TreeFactory(tree_id=1, health="Poor")
+    TreeFactory(tree_id=2, health="Good")
+    TreeFactory(tree_id=3, health="Good")
+    TreeFactory(tree_id=4, health="", status="Dead")
+    (group,) = queries.tree_groups(Tree.objects.all(), ["nta"])
+    assert group.poor_share == pytest.approx(1 / 3)
+
+
+def test_tree_groups_report_empty_text_as_none():
+    TreeFactory(tree_id=1, health="", status="Dead", species=None)
+    (group,) = queries.tree_groups(Tree.objects.all(), ["health", "species"])
+    assert group.values == {"health": None, "species": None}
+
+
+def test_tree_groups_of_an_impossible_filter_are_none():
+    TreeFactory(tree_id=1)
+    assert queries.tree_groups(Tree.objects.none(), ["borough"]) == []
+
+
+def test_species_with_tree_counts_of_some_trees_leaves_the_others_out():
+    oak = SpeciesFactory(latin_name="Quercus alba")
+    maple = SpeciesFactory(latin_name="Acer rubrum")
+    TreeFactory(tree_id=1, species=oak, borough="Bronx")
+    TreeFactory(tree_id=2, species=maple, borough="Queens")
+    TreeFactory(tree_id=3, species=oak, borough="Bronx")
+    counted = queries.species_with_tree_counts(Tree.objects.filter(borough="Bronx"))
+    assert [(s.latin_name, s.tree_count) for s in counted] == [("Quercus alba", 2)]
+
+
+def test_tree_groups_with_near_do_not_group_by_distance():
+    for tree_id in range(1, 4):
+        TreeFactory(tree_id=tree_id, **metres_north(tree_id * 10))
+    near = queries.within_radius(Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=25)
+    (group,) = queries.tree_groups(near, ["borough"])
+    assert (group.values, group.count) == ({"borough": "Queens"}, 2)
+
+
+def test_species_with_tree_counts_near_do_not_group_by_distance():
+    maple = SpeciesFactory(latin_name="Acer rubrum")
+    for tree_id in range(1, 4):
+        TreeFactory(tree_id=tree_id, species=maple, **metres_north(tree_id * 10))
+    near = queries.within_radius(Tree.objects.all(), latitude=LAT, longitude=LON, radius_m=25)
+    assert [s.tree_count for s in queries.species_with_tree_counts(near)] == [2]
+
+
+def test_tree_groups_measure_only_trees_with_a_diameter():
+    TreeFactory(tree_id=1, tree_dbh=4, nta="QN17")
+    TreeFactory(tree_id=2, tree_dbh=None, nta="QN17")
+    TreeFactory(tree_id=3, tree_dbh=None, nta="BK31")
+    qn17, bk31 = queries.tree_groups(Tree.objects.all(), ["nta"])
+    assert (qn17.count, qn17.dbh_mean, qn17.dbh_median) == (2, 4.0, 4.0)
+    assert (bk31.count, bk31.dbh_mean, bk31.dbh_median) == (1, None, None)

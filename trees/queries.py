@@ -1,6 +1,7 @@
 """Read-side queries shared by the admin and the API. No request objects here."""
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.core.exceptions import EmptyResultSet
@@ -16,9 +17,18 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Sum,
     Value,
 )
-from django.db.models.functions import ASin, Coalesce, Cos, Power, Radians, Sin, Sqrt
+from django.db.models.functions import (
+    ASin,
+    Coalesce,
+    Cos,
+    Power,
+    Radians,
+    Sin,
+    Sqrt,
+)
 
 from trees.models import Borough, Health, Species, Status, Tree, TreeCount
 
@@ -190,22 +200,166 @@ def of_species_named(queryset: QuerySet[Tree], *names: str) -> QuerySet[Tree]:
     return queryset.filter(species_id__in=species_ids)
 
 
-def species_with_tree_counts() -> QuerySet[Species]:
-    """Every species, annotated with `tree_count`.
+def species_with_tree_counts(trees: QuerySet[Tree] | None = None) -> QuerySet[Species]:
+    """Every species, annotated with `tree_count`; or, given `trees` (say, a filtered set),
+    the species of those trees, each with how many of them it has.
 
     One correlated count per species: each is a range of the (species, tree_id) index, read
     without visiting the table, where a join and GROUP BY would hash all 683,788 trees.
     """
+    source = Tree.objects.all() if trees is None else trees
     counts = (
-        Tree.objects.filter(species=OuterRef("pk"))
+        source.filter(species=OuterRef("pk"))
         .order_by()
         .values("species")
         .annotate(count=Count("*"))
         .values("count")
     )
-    return Species.objects.annotate(
+    species = Species.objects.annotate(
         tree_count=Coalesce(Subquery(counts, output_field=IntegerField()), 0)
     ).order_by("latin_name")
+    if trees is not None:
+        species = species.filter(tree_count__gt=0)
+    return species
+
+
+# --- Grouped aggregates ------------------------------------------------------------------------
+
+# The columns `groups/` groups by: the census's categorical ones. `species` is the species id,
+# reported with its names.
+GROUP_COLUMNS = (
+    "borough",
+    "nta",
+    "zipcode",
+    "species",
+    "health",
+    "status",
+    "steward",
+    "guards",
+    "curb_loc",
+    "sidewalk",
+    "user_type",
+    "council_district",
+    "community_board",
+)
+
+# The group columns TreeCount counts by: grouped by these alone, the counts answer.
+COUNTED_GROUP_COLUMNS = frozenset({"borough", "status", "health", "species"})
+
+
+@dataclass(frozen=True)
+class Group:
+    values: dict[str, object]  # each grouped column's value; `species` as {id, latin_name, ...}
+    count: int
+    dbh_mean: float | None
+    dbh_median: float | None
+    poor_share: float | None
+
+
+def tree_groups(queryset: QuerySet[Tree] | QuerySet[TreeCount], by: Sequence[str]) -> list[Group]:
+    """The trees grouped by the `by` columns (of GROUP_COLUMNS): each group's count, mean and
+    median trunk diameter, and share in Poor health of its trees whose health was recorded.
+
+    Largest group first, then by the groups' values (nulls last), so the order is stable.
+    An empty text value (a dead tree's health, say) is reported as None, as in tree_stats.
+
+    In two steps, as tree_stats does: the trees are first counted per group and diameter (a
+    hash aggregate into a few tens of thousands of rows), and each group's median is then
+    read from its running counts, the exact value `percentile_cont(0.5)` gives, interpolated
+    between the middle two. Measured on 683,788 trees, by NTA: half the time of
+    `percentile_cont` itself, which sorts every tree. Of TreeCount rows (by and filtered on
+    COUNTED_GROUP_COLUMNS only), the first step sums ~50,000 counts instead.
+    """
+    columns = ["species_id" if column == "species" else column for column in by]
+    if queryset.model is TreeCount:
+        fine = (
+            queryset.filter(count__gt=0)
+            .order_by()
+            .values(*columns, dbh=F("tree_dbh"))
+            .annotate(
+                n=Sum("count"),
+                poor=Coalesce(Sum("count", filter=Q(health=Health.POOR)), 0),
+                recorded=Coalesce(Sum("count", filter=~Q(health="")), 0),
+            )
+        )
+    else:
+        fine = (
+            queryset.order_by()
+            .values(*columns, dbh=F("tree_dbh"))
+            .annotate(
+                n=Count("*"),
+                poor=Count("tree_id", filter=Q(health=Health.POOR)),
+                recorded=Count("tree_id", filter=~Q(health="")),
+            )
+        )
+    try:
+        fine_sql, params = fine.query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nothing, e.g. an unknown species name
+        return []
+    keys = ", ".join(f'fine."{column}"' for column in columns)
+    order = ", ".join(f'running."{column}" ASC NULLS LAST' for column in columns)
+    grouped = ", ".join(f'running."{column}"' for column in columns)
+    if "species_id" in columns:
+        names, join = (
+            ", min(species.latin_name) AS latin_name, min(species.common_name) AS common_name",
+            'LEFT JOIN trees_species AS species ON species.id = running."species_id"',
+        )
+    else:
+        names, join = "", ""
+    # Columns, names and table are this module's own constants; every value is a parameter.
+    sql = f"""
+        WITH running AS (
+            SELECT fine.*,
+                   sum(n) FILTER (WHERE dbh IS NOT NULL) OVER (
+                       PARTITION BY {keys} ORDER BY dbh ROWS UNBOUNDED PRECEDING) AS upto,
+                   sum(n) FILTER (WHERE dbh IS NOT NULL) OVER (PARTITION BY {keys}) AS measured
+            FROM ({fine_sql}) AS fine
+        ), medians AS (
+            SELECT {grouped}, sum(n)::bigint AS n,
+                   (sum(n * dbh) / max(measured))::float AS dbh_mean,
+                   (max(measured) - 1) * 0.5 AS middle,
+                   min(dbh) FILTER (WHERE upto > floor((measured - 1) * 0.5)) AS low,
+                   min(dbh) FILTER (WHERE upto > ceil((measured - 1) * 0.5)) AS high,
+                   sum(poor)::float / nullif(sum(recorded), 0) AS poor_share
+                   {names}
+            FROM running {join}
+            GROUP BY {grouped}
+        )
+        SELECT {", ".join(f'"{column}"' for column in columns)}, n, dbh_mean,
+               (low + (middle - floor(middle)) * (high - low))::float, poor_share
+               {", latin_name, common_name" if names else ""}
+        FROM medians AS running
+        ORDER BY n DESC, {order}
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+
+    groups = []
+    for row in rows:
+        values: dict[str, object] = {}
+        for index, name in enumerate(by):
+            value = row[index]
+            if name == "species":
+                value = (
+                    None
+                    if value is None
+                    else {"id": value, "latin_name": row[-2], "common_name": row[-1]}
+                )
+            elif value == "":
+                value = None
+            values[name] = value
+        count, dbh_mean, dbh_median, poor_share = row[len(by) : len(by) + 4]
+        groups.append(
+            Group(
+                values=values,
+                count=count,
+                dbh_mean=dbh_mean,
+                dbh_median=dbh_median,
+                poor_share=poor_share,
+            )
+        )
+    return groups
 
 
 @dataclass(frozen=True)

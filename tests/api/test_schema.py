@@ -64,9 +64,35 @@ def test_stats_take_the_trees_filters_and_no_paging():
     assert stats == trees - {"ordering", "page_size", "cursor", "format"}
 
 
+def test_groups_take_the_trees_filters_and_by():
+    groups = documented_parameters("/api/v1/groups/")
+    trees = set(documented_parameters(TREES))
+    assert set(groups) == trees - {"ordering", "page_size", "cursor", "format"} | {"by"}
+    by = groups["by"]
+    assert by["required"] is True
+    assert by["schema"]["type"] == "string"
+    assert "council_district" in by["description"]
+
+
+def test_groups_response_is_a_typed_model():
+    components = openapi_schema()["components"]["schemas"]
+    body = components["Groups"]
+    assert set(body["required"]) == {"by", "total", "groups"}
+    group = components["Group"]
+    assert set(group["required"]) == {"count", "dbh_mean", "dbh_median", "poor_share"}
+    assert {"borough", "species", "council_district"} <= set(group["properties"])
+
+
+def test_species_take_the_tree_filters_too():
+    species = set(documented_parameters("/api/v1/species/"))
+    assert species == set(documented_parameters("/api/v1/stats/")) | {"search", "ordering"}
+
+
 def test_every_operation_documents_its_errors():
     for path, operations in openapi_schema()["paths"].items():
-        if not path.startswith(("/api/v1/trees", "/api/v1/species", "/api/v1/stats")):
+        if not path.startswith(
+            ("/api/v1/trees", "/api/v1/species", "/api/v1/stats", "/api/v1/groups")
+        ):
             continue
         responses = operations["get"]["responses"]
         assert {"200", "304", "400", "429"} <= set(responses), path
@@ -87,6 +113,8 @@ def test_every_operation_documents_its_errors():
         ("/api/v1/species/?ordering=nope", "/api/v1/species/"),
         ("/api/v1/stats/", "/api/v1/stats/"),
         ("/api/v1/stats/?species=nothing", "/api/v1/stats/"),
+        ("/api/v1/species/?borough=Bronx", "/api/v1/species/"),
+        ("/api/v1/", "/api/v1/"),
     ],
 )
 def test_response_matches_the_schema(api_client, census, url, path):

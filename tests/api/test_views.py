@@ -120,6 +120,63 @@ def test_species_detail(api_client, census):
     assert api_client.get("/api/v1/species/99999/").status_code == 404
 
 
+def test_species_counts_follow_a_tree_filter(api_client, census):
+    body = api_client.get("/api/v1/species/", {"borough": "Bronx"}).json()
+    # Only the Bronx's maple; oak and plane have no tree there and are left out.
+    assert [(s["latin_name"], s["tree_count"]) for s in body] == [("Acer rubrum", 1)]
+
+
+def test_species_tree_filters_combine_with_search_and_ordering(api_client, census):
+    body = api_client.get(
+        "/api/v1/species/",
+        {"borough": ["Queens", "Brooklyn", "Manhattan"], "search": "a", "ordering": "-latin_name"},
+    ).json()
+    assert [(s["latin_name"], s["tree_count"]) for s in body] == [
+        ("Quercus palustris", 1),
+        ("Platanus x acerifolia", 1),
+        ("Acer rubrum", 1),
+    ]
+
+
+def test_species_tree_filter_near_counts_trees_in_the_circle(api_client, census):
+    body = api_client.get("/api/v1/species/", {"near": "40.7,-73.9", "radius": 150}).json()
+    assert [(s["common_name"], s["tree_count"]) for s in body] == [
+        ("red maple", 1),
+        ("pin oak", 1),
+    ]
+
+
+def test_species_bad_tree_filter_is_a_400(api_client, census):
+    assert_bad_parameter(api_client.get("/api/v1/species/", {"borough": "Narnia"}), "borough")
+
+
+def test_species_filtered_responses_are_cached_apart(api_client, census):
+    all_species = api_client.get("/api/v1/species/").json()
+    bronx = api_client.get("/api/v1/species/", {"borough": "Bronx"})
+    assert bronx["X-Cache"] == "MISS"
+    assert len(bronx.json()) < len(all_species)
+    assert api_client.get("/api/v1/species/", {"borough": "Bronx"})["X-Cache"] == "HIT"
+
+
+# --- root --------------------------------------------------------------------------------------
+
+
+def test_api_root_lists_the_endpoints_and_docs(api_client, db):
+    response = api_client.get("/api/v1/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["endpoints"] == {
+        name: f"http://testserver/api/v1/{name}/"
+        for name in ("trees", "species", "stats", "groups")
+    }
+    assert body["docs"] == "http://testserver/api/v1/docs/"
+    assert body["schema"] == "http://testserver/api/v1/schema/"
+    for url in (*body["endpoints"].values(), body["schema"]):
+        if not url.endswith("/groups/"):  # which needs `by`
+            assert api_client.get(url).status_code == 200, url
+
+
 # --- stats -------------------------------------------------------------------------------------
 
 

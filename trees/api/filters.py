@@ -456,12 +456,83 @@ class TreeFilterSet(FilterSet):
         return queryset  # applied by filter_near, together with the point; alone, nothing
 
 
+MAX_GROUP_COLUMNS = 3
+_COLUMN = "|".join(queries.GROUP_COLUMNS)
+# 1 to MAX_GROUP_COLUMNS of the columns, comma-separated, none twice (the lookahead).
+GROUP_BY_PATTERN = (
+    rf"^(?!(?:.*,)?({_COLUMN}),(?:.*,)?\1(?:,|$))"
+    rf"(?:{_COLUMN})(?:,(?:{_COLUMN})){{0,{MAX_GROUP_COLUMNS - 1}}}$"
+)
+_VALID_COLUMNS = f"Valid columns: {', '.join(queries.GROUP_COLUMNS)}."
+
+
+class GroupByField(forms.CharField):
+    """`col[,col]`: one to MAX_GROUP_COLUMNS distinct GROUP_COLUMNS, cleaned to their tuple
+    in the order given (the order of the keys of each group)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "error_messages", {"required": f"Give the column(s) to group by. {_VALID_COLUMNS}"}
+        )
+        super().__init__(max_length=MAX_TEXT_LENGTH, **kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return None
+        columns = tuple(value.split(","))
+        unknown = [column for column in columns if column not in queries.GROUP_COLUMNS]
+        if unknown:
+            shown = ", ".join(repr(column[:40]) for column in unknown)
+            raise ValidationError(f"Unknown column(s): {shown}. {_VALID_COLUMNS}")
+        if len(set(columns)) != len(columns):
+            raise ValidationError(f"A column is given twice. {_VALID_COLUMNS}")
+        if len(columns) > MAX_GROUP_COLUMNS:
+            raise ValidationError(
+                f"At most {MAX_GROUP_COLUMNS} columns, got {len(columns)}. {_VALID_COLUMNS}"
+            )
+        return columns
+
+
+class GroupByFilter(filters.Filter):
+    field_class = GroupByField
+    hint = _VALID_COLUMNS  # added to parameter_errors' messages about `by`
+
+
+class GroupFilterSet(TreeFilterSet):
+    """The filters of `trees/`, and `by`: the columns to group the matching trees by."""
+
+    by = documented(
+        GroupByFilter(method="filter_by", required=True),
+        type="string",
+        pattern=GROUP_BY_PATTERN,
+        description=f"Required. The column(s) to group by, comma-separated, at most "
+        f"{MAX_GROUP_COLUMNS} and none twice: any of `{'`, `'.join(queries.GROUP_COLUMNS)}`. "
+        "E.g. `borough` or `borough,species`.",
+    )
+
+    class Meta(TreeFilterSet.Meta):
+        pass
+
+    def filter_by(self, queryset, name, value):
+        return queryset  # read by the view (group_columns), not a filter
+
+    @classmethod
+    def group_columns(cls, params: QueryDict) -> tuple[str, ...]:
+        """`by` as validated; for a request the filter backend has already let through."""
+        return GroupByField().clean(params.get("by"))
+
+
 SPECIES_ORDERINGS = [
     f"{sign}{name}" for name in ("latin_name", "common_name", "tree_count") for sign in ("", "-")
 ]
 
 
-class SpeciesFilterSet(FilterSet):
+class SpeciesFilterSet(TreeFilterSet):
+    """`search` and `ordering` of the species themselves, and the tree filters of `trees/`:
+    given any of these, each species counts only the trees matching them, and the species
+    with none are left out (`borough=Bronx`: the Bronx's species, with its trees of each)."""
+
     search = text_filter(
         method="filter_search",
         help_text="Part of the common or latin name, ignoring case (`maple`, `Quercus`).",
@@ -478,6 +549,24 @@ class SpeciesFilterSet(FilterSet):
     class Meta:
         model = Species
         fields = []
+
+    def filter_queryset(self, queryset):
+        tree_filters = {
+            name: value
+            for name, value in self.form.cleaned_data.items()
+            if name in TreeFilterSet.base_filters and value not in EMPTY_VALUES
+        }
+        if tree_filters:
+            trees = Tree.objects.all()
+            for name, value in tree_filters.items():
+                trees = self.filters[name].filter(trees, value)
+            counted = queries.species_with_tree_counts(trees)
+            queryset = counted.filter(pk__in=queryset.values("pk"))
+        for name in ("search", "ordering"):
+            value = self.form.cleaned_data.get(name)
+            if value not in EMPTY_VALUES:
+                queryset = self.filters[name].filter(queryset, value)
+        return queryset
 
     def filter_ordering(self, queryset, name, value):
         return queryset.order_by(value, "latin_name")
@@ -542,10 +631,13 @@ def parameter_errors(params: QueryDict, filterset_class, paginator_class) -> dic
             if repeatable is None:
                 repeatable = repeatable_parameters(filterset_class)
             if name not in repeatable:
-                errors[name] = [
+                message = (
                     f"Given {len(values)} times: this parameter takes one value. (Repeat only "
                     "the filters that take several, which match any of them.)"
-                ]
+                )
+                declared = filterset_class.base_filters.get(name) if filterset_class else None
+                hint = getattr(declared, "hint", None)
+                errors[name] = [f"{message} {hint}" if hint else message]
     return dict(sorted(errors.items()))
 
 

@@ -3,7 +3,19 @@
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from trees.models import Borough, Health, Species, Status, Tree
+from trees.models import (
+    Borough,
+    CurbLocation,
+    Guards,
+    Health,
+    Sidewalk,
+    Species,
+    Status,
+    Steward,
+    Tree,
+    UserType,
+)
+from trees.queries import GROUP_COLUMNS
 
 
 class SpeciesSummarySerializer(serializers.ModelSerializer):
@@ -136,6 +148,70 @@ class TreeStatsSerializer(serializers.Serializer):
         many=True,
         help_text="Trunk diameters in 6-inch bins; trees without a diameter are left out.",
     )
+
+
+# --- Grouped aggregates ----------------------------------------------------------------------
+
+
+class GroupSerializer(serializers.Serializer):
+    """One group: the value of each column grouped by (only those keys), and its aggregates.
+
+    Every column is declared here, not required, so that the schema gives one model for any
+    `by`. It reads queries.Group.
+    """
+
+    borough = serializers.ChoiceField(choices=Borough.choices, required=False)
+    nta = serializers.CharField(required=False, allow_null=True)
+    zipcode = serializers.CharField(required=False, allow_null=True)
+    species = SpeciesSummarySerializer(
+        required=False, allow_null=True, help_text="null: no species recorded (dead, stump)."
+    )
+    health = serializers.ChoiceField(
+        choices=Health.choices,
+        required=False,
+        allow_null=True,
+        help_text="null: not recorded (dead, stump).",
+    )
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    steward = serializers.ChoiceField(choices=Steward.choices, required=False, allow_null=True)
+    guards = serializers.ChoiceField(choices=Guards.choices, required=False, allow_null=True)
+    curb_loc = serializers.ChoiceField(
+        choices=CurbLocation.choices, required=False, allow_null=True
+    )
+    sidewalk = serializers.ChoiceField(choices=Sidewalk.choices, required=False, allow_null=True)
+    user_type = serializers.ChoiceField(choices=UserType.choices, required=False, allow_null=True)
+    council_district = serializers.IntegerField(required=False, allow_null=True)
+    community_board = serializers.IntegerField(required=False, allow_null=True)
+    count = serializers.IntegerField(help_text="Trees in the group.")
+    dbh_mean = serializers.FloatField(
+        allow_null=True, help_text="Mean trunk diameter, inches; null if none recorded."
+    )
+    dbh_median = serializers.FloatField(
+        allow_null=True, help_text="Median trunk diameter, inches (interpolated)."
+    )
+    poor_share = serializers.FloatField(
+        allow_null=True,
+        help_text="Share (0 to 1) in Poor health of the group's trees whose health was "
+        "recorded; null if none was (dead trees and stumps have none).",
+    )
+
+    def to_representation(self, group) -> dict:
+        return {
+            **group.values,
+            "count": group.count,
+            "dbh_mean": group.dbh_mean,
+            "dbh_median": group.dbh_median,
+            "poor_share": group.poor_share,
+        }
+
+
+@extend_schema_serializer(many=False)  # the body of a list action, but one object
+class GroupsSerializer(serializers.Serializer):
+    by = serializers.ListField(
+        child=serializers.ChoiceField(choices=GROUP_COLUMNS), help_text="The columns grouped by."
+    )
+    total = serializers.IntegerField(help_text="Trees matching the filters: the groups' sum.")
+    groups = GroupSerializer(many=True, help_text="Largest first, then by the columns' values.")
 
 
 # --- Shapes only for the schema: what trees.api.renderers and trees.api.errors produce ----------

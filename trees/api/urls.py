@@ -1,4 +1,4 @@
-"""Routes of /api/v1/: the three resources, the OpenAPI schema and its docs page."""
+"""Routes of /api/v1/: its root, the four resources, the OpenAPI schema and its docs page."""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
@@ -10,9 +10,11 @@ router = SimpleRouter()
 router.register("trees", views.TreeViewSet, basename="tree")
 router.register("species", views.SpeciesViewSet, basename="species")
 router.register("stats", views.StatsViewSet, basename="stats")
+router.register("groups", views.GroupsViewSet, basename="groups")
 
 app_name = "api"
 urlpatterns = [
+    path("", views.api_root, name="root"),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (docs/?script), since the

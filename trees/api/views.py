@@ -1,20 +1,24 @@
 """The API's viewsets: declarations only. Queries live in trees.queries, validation in
 trees.api.filters, response caching in trees.api.caching."""
 
+from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
+    inline_serializer,
 )
+from rest_framework import serializers as drf_serializers
 from rest_framework import viewsets
+from rest_framework.decorators import api_view, renderer_classes
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from trees import queries
 from trees.api import serializers
 from trees.api.caching import CachedResponseMixin
-from trees.api.filters import SpeciesFilterSet, TreeFilterSet
+from trees.api.filters import GroupFilterSet, SpeciesFilterSet, TreeFilterSet
 from trees.api.pagination import TreeCursorPagination
 from trees.api.renderers import GeoJSONRenderer
 from trees.models import Tree, TreeCount
@@ -90,11 +94,15 @@ class TreeViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
     list=extend_schema(
         summary="List species",
         description="Every species with its number of trees, by latin name unless `ordering` "
-        "says otherwise. Use `id` as `species_id` in `trees/` and `stats/`.",
+        "says otherwise. Use `id` as `species_id` in `trees/` and `stats/`. Given any of the "
+        "tree filters of `trees/`, each species counts only the trees matching them, and "
+        "species with none are left out (`borough=Bronx`: the Bronx's species).",
         responses={200: serializers.SpeciesSerializer(many=True), **COMMON_RESPONSES},
     ),
     retrieve=extend_schema(
         summary="One species",
+        description="The species with its number of trees (of those matching the tree "
+        "filters, if given: a 404 when it has none).",
         responses={
             200: serializers.SpeciesSerializer,
             404: OpenApiResponse(ERROR, description="No species has this id."),
@@ -136,3 +144,75 @@ class StatsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
             # The same filters on ~50,000 counts instead of 683,788 trees: a third of the time.
             trees = TreeFilterSet(request.query_params, queryset=TreeCount.objects.all()).qs
         return Response(self.get_serializer(queries.tree_stats(trees)).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Grouped aggregates",
+        description="The trees matching the filters (the same as `trees/`), grouped by the "
+        "columns `by` names: each group's count, mean and median trunk diameter, and share "
+        "in Poor health, largest group first (then by the columns' values, nulls last). "
+        "Each group carries only the columns grouped by; a `species` group its id and names. "
+        "E.g. `by=borough`, `by=nta`, `by=species&borough=Bronx`.",
+        responses={200: serializers.GroupsSerializer, **COMMON_RESPONSES},
+    )
+)
+class GroupsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
+    queryset = Tree.objects.all()
+    serializer_class = serializers.GroupsSerializer
+    filterset_class = GroupFilterSet
+    pagination_class = None
+
+    counted_parameters = StatsViewSet.counted_parameters | {"by"}
+
+    def list(self, request):
+        trees = self.filter_queryset(self.get_queryset())  # also answers 400 to a bad parameter
+        by = GroupFilterSet.group_columns(request.query_params)
+        if (
+            request.query_params.keys() <= self.counted_parameters
+            and set(by) <= queries.COUNTED_GROUP_COLUMNS
+        ):
+            # As stats/ does: the same filters and groups from ~50,000 counts.
+            trees = GroupFilterSet(request.query_params, queryset=TreeCount.objects.all()).qs
+        groups = queries.tree_groups(trees, by)
+        body = {"by": by, "total": sum(group.count for group in groups), "groups": groups}
+        return Response(self.get_serializer(body).data)
+
+
+# The root's listing: (name, route name) of each endpoint, in the order shown.
+ROOT_ENDPOINTS = (
+    ("trees", "api:tree-list"),
+    ("species", "api:species-list"),
+    ("stats", "api:stats-list"),
+    ("groups", "api:groups-list"),
+)
+
+
+@extend_schema(
+    summary="API root",
+    description="The endpoints (absolute URLs), the docs page and the OpenAPI schema.",
+    responses={
+        200: inline_serializer(
+            "ApiRoot",
+            {
+                "endpoints": drf_serializers.DictField(child=drf_serializers.URLField()),
+                "docs": drf_serializers.URLField(),
+                "schema": drf_serializers.URLField(),
+            },
+        ),
+        429: COMMON_RESPONSES[429],
+    },
+)
+@api_view(["GET"])
+@renderer_classes([JSONRenderer])
+def api_root(request):
+    """What a client or a person starting at /api/v1/ needs to find everything else."""
+    return Response(
+        {
+            "endpoints": {
+                name: request.build_absolute_uri(reverse(route)) for name, route in ROOT_ENDPOINTS
+            },
+            "docs": request.build_absolute_uri(reverse("api:docs")),
+            "schema": request.build_absolute_uri(reverse("api:schema")),
+        }
+    )
