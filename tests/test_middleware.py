@@ -4,6 +4,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.db import other_connection
+
 
 def test_healthz_answers_without_touching_anything(client):
     # No django_db mark: any database access here would raise.
@@ -95,15 +97,7 @@ def test_a_web_statement_that_runs_too_long_is_cancelled():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("limited_statements")
 def test_readyz_never_waits_for_the_tree_tables_lock(client):
-    import psycopg
-
-    settings = connection.settings_dict
-    with psycopg.connect(
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-    ) as holder:
+    with other_connection(autocommit=False) as holder:
         # What the old first load held for its whole run; any wait here ends in a timeout (503).
         holder.execute("LOCK TABLE trees_tree IN ACCESS EXCLUSIVE MODE")
         response = client.get("/readyz")
@@ -117,18 +111,9 @@ def test_readyz_says_ok_after_postgres_dropped_its_connection(client):
     # Postgres answers a new one, so the probe must not take the instance out of rotation.
     import time
 
-    import psycopg
-
     connection.ensure_connection()
     pid = connection.connection.info.backend_pid
-    settings = connection.settings_dict
-    with psycopg.connect(
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        dbname=settings["NAME"],
-        autocommit=True,
-    ) as killer:
+    with other_connection() as killer:
         killer.execute("SELECT pg_terminate_backend(%s)", [pid])
         deadline = time.monotonic() + 10
         while killer.execute("SELECT FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
