@@ -8,9 +8,11 @@ from trees.models import SyncRun
 from trees.socrata import SocrataClient
 
 
-def sync_census(start_server: Callable[..., FakeSodaServer], *, rows: int) -> SyncRun:
+def sync_census(
+    start_server: Callable[..., FakeSodaServer], *, rows: int, seed: int = 7
+) -> SyncRun:
     """Start a fake SODA server with `rows` rows and sync them all into the test database."""
-    server = start_server(rows=rows, seed=7)
+    server = start_server(rows=rows, seed=seed)
     client = SocrataClient(server.url, backoff_factor=0.001, backoff_max=0.01)
     run = sync.run(
         source=sync.SocrataSource(client=client, dataset=server.dataset), dataset=server.dataset
