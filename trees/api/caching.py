@@ -399,7 +399,7 @@ def finish(
         response["RateLimit-Limit"] = str(quota.limit)
         response["RateLimit-Remaining"] = str(quota.remaining)
         response["RateLimit-Reset"] = str(quota.reset)
-    if target.found and "Allow" not in response:
+    if target.found:  # (in one order: DRF's function views list them otherwise)
         response["Allow"] = ALLOWED_METHODS
     if not response.streaming and response.status_code not in (204, 304):
         if "Content-Encoding" not in response:
