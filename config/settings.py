@@ -214,7 +214,7 @@ REST_FRAMEWORK = {
 # origins (`https://a.example,https://b.example`) limits it to those; an empty value to none.
 _cors_origins = env.list("CORS_ALLOWED_ORIGINS", default=["*"])
 CORS_ALLOW_ALL_ORIGINS = "*" in _cors_origins
-CORS_ALLOWED_ORIGINS = [origin for origin in _cors_origins if origin != "*"]
+CORS_ALLOWED_ORIGINS = [origin for origin in _cors_origins if origin and origin != "*"]
 CORS_URLS_REGEX = r"^/api/"
 CORS_ALLOW_METHODS = ["GET", "HEAD", "OPTIONS"]
 CORS_ALLOW_CREDENTIALS = False
