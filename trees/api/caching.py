@@ -18,7 +18,16 @@ CachedResponseMixin) it:
    Redis command (throttling.count_and_read), or only counts it when this process holds the
    response in memory already (RecentResponses);
 5. sends a stored response as it is: the hot path. Otherwise it runs the view, and stores
-   its response if it is a 200.
+   its response if it is a 200, with its gzipped copy when the body is large enough, so
+   that no hit compresses anything. Each encoding has its own ETag (the gzipped one ends in
+   `-gzip"`); a client holding either gets a 304.
+
+Every answer under /api/, cached or not, leaves through `finish`: RateLimit-* (the quota the
+throttle's count gave), Allow, gzip for large bodies of views not cached here (the root, the
+schema, the docs; streamed exports set their own encoding), Content-Length, and no body for
+HEAD (Django leaves that to the server, and gunicorn warns about every such body). OPTIONS on
+an endpoint is answered here, with Allow and no body; CORS headers and preflights come from
+django-cors-headers, the middleware just before this one, so hits carry them too.
 
 Why the version comes from Postgres, and before the view runs. The sync bumps it in the
 transaction that changes the data, so a request reads the version of the very data it can
@@ -65,7 +74,13 @@ GZIP_MIN_BYTES = 1024
 # Level 6 (zlib's default): within a few per cent of level 9's size at a third of its time.
 # A stored response is compressed once, on its miss; only uncached views pay it each time.
 GZIP_LEVEL = 6
-COMPRESSIBLE_TYPES = ("application/json", "application/geo+json", "application/vnd.oai", "text/")
+COMPRESSIBLE_TYPES = (
+    "application/json",
+    "application/geo+json",
+    "application/vnd.oai",  # the OpenAPI schema
+    "application/javascript",
+    "text/",
+)
 # The API is read-only: every endpoint takes these, and OPTIONS names them.
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 # Stored bodies are read under their key plus this: a new layout gets new keys, so a worker
