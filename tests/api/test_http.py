@@ -439,3 +439,26 @@ def test_gunicorn_answers_cors_for_the_origins_configured(census):
         assert response.headers["Access-Control-Allow-Origin"] == allowed
         assert "RateLimit-Remaining" in response.headers["Access-Control-Expose-Headers"]
     assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_streams_no_body_for_head_and_counts_the_export_scope(db):
+    env = server_env(ROOT_URLCONF="tests.api.scoped_urls", API_EXPORT_THROTTLE_RATE="3/hour")
+    with gunicorn(env) as server:
+        head = raw_request(server.url, "HEAD", "/api/v1/test-export.csv", {})
+        get = raw_request(
+            server.url, "GET", "/api/v1/test-export.csv", {"Accept-Encoding": "gzip"}
+        )
+        third = raw_request(server.url, "GET", "/api/v1/test-export.csv", {})
+        fourth = raw_request(server.url, "GET", "/api/v1/test-export.csv", {})
+        general = raw_request(server.url, "GET", "/api/v1/", {})
+    assert "no-body response" not in server.logs()
+    assert (head[0], head[2]) == (200, b"")
+    assert head[1]["Content-Disposition"] == 'attachment; filename="trees.csv"'
+    # The stream as the view made it: not compressed or measured here (an export does both).
+    assert get[2].startswith(b"0,tree\n")
+    assert get[2].endswith(b"9999,tree\n")
+    assert "Content-Encoding" not in get[1]
+    assert [r[1]["RateLimit-Remaining"] for r in (head, get, third)] == ["2", "1", "0"]
+    assert (fourth[0], fourth[1]["RateLimit-Limit"]) == (429, "3")
+    assert (general[0], general[1]["RateLimit-Limit"]) == (200, "1000")
