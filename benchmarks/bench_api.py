@@ -290,7 +290,15 @@ class Measurement:
     seconds: float
 
 
-def wrk(url: str, *, connections: int, duration: int, paths: list[str], cookie: str | None):
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    duration: int,
+    paths: list[str],
+    cookie: str | None,
+    headers: tuple[str, ...] = (),
+):
     """Run wrk once: every request to `url`, or each to the next of `paths` if given."""
     threads = min(WRK_THREADS, connections)  # wrk needs a connection per thread
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as path_file:
@@ -304,6 +312,7 @@ def wrk(url: str, *, connections: int, duration: int, paths: list[str], cookie: 
         ]
         if cookie:
             command.append(f"--header=Cookie: {cookie}")
+        command += [f"--header={header}" for header in headers]
         command.append(url)
         if paths:
             path_file.write("\n".join(paths))
@@ -332,6 +341,7 @@ class Scenario:
     make_paths: Callable[[random.Random, int], list[str]] | None = None  # one URL each
     budget: int = 2000  # distinct URLs needed per second of run, when make_paths is set
     staff: bool = False
+    headers: tuple[str, ...] = ()  # sent with every request ("Name: value")
 
 
 def unique_no_op_filters(rng: random.Random, count: int) -> list[str]:
@@ -376,6 +386,12 @@ def scenarios(deep_cursor: str) -> list[Scenario]:
     return [
         Scenario("plain", "plain Django JsonResponse (1 KB)", path="/bench/plain/"),
         Scenario("cached_list", "trees/ page of 50, cached", path="/api/v1/trees/"),
+        Scenario(
+            "cached_gzip",
+            "trees/ page of 50, cached, gzip",
+            path="/api/v1/trees/",
+            headers=("Accept-Encoding: gzip",),
+        ),
         Scenario(
             "cached_filtered",
             "trees/ borough+health, cached",
@@ -431,6 +447,7 @@ def judge(rows: dict[str, Row]) -> None:
             rows[name].met = met(rows[name])
 
     target("cached_list", ">= 0.7x plain req/s", lambda r: r.ratio_to_plain >= 0.7)
+    target("cached_gzip", ">= 0.7x plain req/s", lambda r: r.ratio_to_plain >= 0.7)
     target(
         "uncached_list",
         "p95 <= 50 ms, >= 0.3x plain",
@@ -531,7 +548,7 @@ def measure(
     staff_cookie = cookie if scenario.staff else None
     url = server.base + (scenario.path or "/")
     if scenario.path:
-        warm_up(url, staff_cookie)
+        warm_up(url, staff_cookie, scenario.headers)
 
     rounds = min(ROUNDS, duration)
     seconds = duration // rounds
@@ -563,10 +580,22 @@ def measure(
                 )
             )
         mine.append(
-            load(url, connections=16, duration=seconds, paths=paths(seconds), cookie=staff_cookie)
+            load(
+                url,
+                connections=16,
+                duration=seconds,
+                paths=paths(seconds),
+                cookie=staff_cookie,
+                headers=scenario.headers,
+            )
         )
     latency = load(
-        url, connections=4, duration=duration, paths=paths(duration), cookie=staff_cookie
+        url,
+        connections=4,
+        duration=duration,
+        paths=paths(duration),
+        cookie=staff_cookie,
+        headers=scenario.headers,
     )
     throughput = combine(mine)
     return Row(
@@ -596,8 +625,9 @@ def combine(runs: list[Measurement]) -> Measurement:
     )
 
 
-def warm_up(url: str, cookie: str | None) -> None:
+def warm_up(url: str, cookie: str | None, extra: tuple[str, ...] = ()) -> None:
     headers = {"Cookie": cookie} if cookie else {}
+    headers.update(header.split(": ", 1) for header in extra)
     for _ in range(3):
         requests.get(url, headers=headers, timeout=30).raise_for_status()
 

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "axes",
     "trees",
 ]
@@ -84,7 +85,11 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "trees.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # CORS headers on every API answer (cached hits and 429s included: it wraps the response
+    # cache), and CORS preflights answered here, before the throttle.
+    "corsheaders.middleware.CorsMiddleware",
     # API throttling and cached responses: early, so a cached response skips what follows.
+    # It also gives every API answer Allow, Content-Length, RateLimit-* and gzip (HEAD: no body).
     "trees.api.caching.ResponseCacheMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -171,6 +176,8 @@ DJANGO_REDIS_LOGGER = "trees.cache"
 # Requests per client address, as "<number>/<second|minute|hour|day>". Counted in Redis in
 # fixed windows (trees/api/throttling.py) for everything under /api/; over it, 429.
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="120/minute")
+# The same for views with `throttle_scope = "export"` (the bulk exports), counted apart.
+API_EXPORT_THROTTLE_RATE = env.str("API_EXPORT_THROTTLE_RATE", default="10/minute")
 # How many proxies in front of the app append to X-Forwarded-For. 0 (the default) ignores the
 # header and throttles by the connecting address, since clients could otherwise forge it.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
@@ -197,10 +204,34 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [],
     "EXCEPTION_HANDLER": "trees.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # No OPTIONS metadata: it describes writes this API doesn't take, and an OPTIONS request
-    # is a 405 like every other method but GET and HEAD (the schema documents the API).
+    # No OPTIONS metadata (it describes writes this API doesn't take): the response cache
+    # middleware answers OPTIONS itself, with Allow and no body (the schema documents the API).
     "DEFAULT_METADATA_CLASS": None,
 }
+
+# CORS (django-cors-headers) on /api/ only: reads from any origin by default, since the data
+# is public and no request carries credentials (no cookies are sent or allowed). A list of
+# origins (`https://a.example,https://b.example`) limits it to those; an empty value to none.
+_cors_origins = env.list("CORS_ALLOWED_ORIGINS", default=["*"])
+CORS_ALLOW_ALL_ORIGINS = "*" in _cors_origins
+CORS_ALLOWED_ORIGINS = [origin for origin in _cors_origins if origin and origin != "*"]
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_METHODS = ["GET", "HEAD", "OPTIONS"]
+CORS_ALLOW_CREDENTIALS = False
+# What a page may send (the conditional-request headers, for 304s) and read beyond the
+# safelisted headers (the validators, the throttle's, an export's file name).
+CORS_ALLOW_HEADERS = ["accept", "if-none-match", "if-modified-since"]
+CORS_EXPOSE_HEADERS = [
+    "ETag",
+    "Last-Modified",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Content-Disposition",
+]
+# Seconds a browser may reuse a preflight's answer (Chromium caps it at 2 hours).
+CORS_PREFLIGHT_MAX_AGE = env.int("CORS_PREFLIGHT_MAX_AGE", default=86400)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "NYC street trees API",

@@ -291,3 +291,35 @@ def test_log_lines_carry_no_url_credentials():
     assert "app_token=[redacted]" in line
     for secret in ("pw-1", "tok-2", "tok-3"):
         assert secret not in line
+
+
+@pytest.mark.parametrize(
+    ("origins", "expected"),
+    [
+        (None, [True, []]),  # the default: any origin
+        ("*", [True, []]),
+        (
+            "https://a.example,https://b.example",
+            [False, ["https://a.example", "https://b.example"]],
+        ),
+        ("", [False, []]),  # none
+    ],
+)
+def test_cors_origins_and_the_export_rate_are_read_from_the_environment(origins, expected):
+    probe = (
+        "import json; from django.conf import settings as s; print(json.dumps(["
+        " s.CORS_ALLOW_ALL_ORIGINS, s.CORS_ALLOWED_ORIGINS, s.API_EXPORT_THROTTLE_RATE]))"
+    )
+    env = {"SECRET_KEY": GOOD_KEY, "API_EXPORT_THROTTLE_RATE": "4/hour"}
+    if origins is not None:
+        env["CORS_ALLOWED_ORIGINS"] = origins
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + probe],
+        cwd=ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [*expected, "4/hour"]

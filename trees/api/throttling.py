@@ -8,10 +8,15 @@ window boundary, which is fine for shedding abuse. The same command can read oth
 the response cache folds its reads into the round trip the count costs anyway.
 
 ResponseCacheMiddleware applies this to every request under /api/, before DRF (whose own
-throttles are off). If Redis is unreachable the request is let through: throttling must
-never turn an outage of the cache into an outage of the API. The call goes through the
-Redis circuit breaker (trees/breaker.py), so an outage costs one short timeout per interval
-and one warning in the log, not a wait and a traceback per request.
+throttles are off). A view picks its allowance with DRF's `throttle_scope` attribute: `export`
+counts against API_EXPORT_THROTTLE_RATE, in a counter of its own, and everything else against
+API_THROTTLE_RATE. Each answer reports where the client stands (`Quota`: the count comes back
+from the same command), which the middleware sends as the RateLimit-* headers.
+
+If Redis is unreachable the request is let through (and its answer carries no RateLimit-*
+headers): throttling must never turn an outage of the cache into an outage of the API. The
+call goes through the Redis circuit breaker (trees/breaker.py), so an outage costs one short
+timeout per interval and one warning in the log, not a wait and a traceback per request.
 """
 
 import functools
@@ -37,19 +42,46 @@ class Rate(NamedTuple):
     seconds: int
 
 
+class Quota(NamedTuple):
+    """Where a client stands after a request: what the RateLimit-* headers say."""
+
+    limit: int  # requests allowed per window
+    remaining: int  # left in this window (0 once over)
+    reset: int  # seconds until the window ends
+    wait: int | None  # seconds to wait before the next request, if over the limit
+
+
+# Scope (a view's `throttle_scope`) -> the setting holding its rate; any other scope, or none,
+# is the general one.
+SCOPE_SETTINGS = {"export": "API_EXPORT_THROTTLE_RATE"}
+DEFAULT_SCOPE = "default"
+DEFAULT_SETTING = "API_THROTTLE_RATE"
+
+
 @functools.cache
-def parse_rate(text: str) -> Rate:
+def parse_rate(text: str, setting: str = DEFAULT_SETTING) -> Rate:
     """`"120/minute"` -> Rate(120, 60); the period is read by its first letter, as DRF does."""
     try:
         number, period = text.split("/")
         rate = Rate(int(number), PERIODS[period.strip()[0].lower()])
     except (ValueError, KeyError, IndexError):
         raise ImproperlyConfigured(
-            f"API_THROTTLE_RATE={text!r}: expected <number>/<second|minute|hour|day>"
+            f"{setting}={text!r}: expected <number>/<second|minute|hour|day>"
         ) from None
     if rate.requests < 1:
-        raise ImproperlyConfigured(f"API_THROTTLE_RATE={text!r}: the number must be positive")
+        raise ImproperlyConfigured(f"{setting}={text!r}: the number must be positive")
     return rate
+
+
+def scope_of(view_class: type | None) -> str:
+    """The throttle scope a view declares (DRF's `throttle_scope`), if it has a rate of its own."""
+    scope = getattr(view_class, "throttle_scope", None)
+    return scope if scope in SCOPE_SETTINGS else DEFAULT_SCOPE
+
+
+def rate_of(scope: str) -> Rate:
+    setting = SCOPE_SETTINGS.get(scope, DEFAULT_SETTING)
+    return parse_rate(getattr(settings, setting), setting)
 
 
 def client_address(request: HttpRequest) -> str:
@@ -84,29 +116,37 @@ def _count_and_read_script() -> Script:
 
 
 def count_and_read(
-    request: HttpRequest, *keys: str, backend: BaseCache = cache
-) -> tuple[int | None, list[bytes | None]]:
-    """Count this request against its client; read `keys` (full cache keys) meanwhile.
+    request: HttpRequest,
+    *keys: str,
+    backend: BaseCache = cache,
+    scope: str = DEFAULT_SCOPE,
+) -> tuple[Quota, list[bytes | None]]:
+    """Count this request against its client's allowance in `scope`; read `keys` (full cache
+    keys) meanwhile.
 
-    Returns the seconds the client must wait (None if it may go ahead) and the raw values.
+    Returns the client's quota (`wait` set if it must wait) and the raw values.
     Raises RedisError if Redis cannot be reached.
     """
-    rate = parse_rate(settings.API_THROTTLE_RATE)
+    rate = rate_of(scope)
     now = time.time()
     window = int(now // rate.seconds)
-    counter = backend.make_key(f"throttle:{client_address(request)}:{window}")
+    # The general scope keeps its key of old: counters survive a deploy mid-window.
+    scoped = "" if scope == DEFAULT_SCOPE else f"{scope}:"
+    counter = backend.make_key(f"throttle:{scoped}{client_address(request)}:{window}")
     count, values = _count_and_read_script()(
         keys=[counter, *keys], args=[rate.seconds], client=get_redis_connection("default")
     )
-    wait = None
-    if count > rate.requests:
-        wait = max(1, math.ceil((window + 1) * rate.seconds - now))
-    return wait, values
+    reset = max(1, math.ceil((window + 1) * rate.seconds - now))
+    quota = Quota(
+        limit=rate.requests,
+        remaining=max(0, rate.requests - count),
+        reset=reset,
+        wait=reset if count > rate.requests else None,
+    )
+    return quota, values
 
 
-def seconds_to_wait(request: HttpRequest) -> int | None:
-    """Count this request against its client; None if it may go ahead, else seconds to wait.
-
-    None too while Redis is unavailable (the breaker logs it).
-    """
-    return breaker.redis.call(lambda: count_and_read(request)[0], fallback=None)
+def count(request: HttpRequest, scope: str = DEFAULT_SCOPE) -> Quota | None:
+    """Count this request against its client; its quota, or None while Redis is unavailable
+    (nobody waits then, and the breaker logs it)."""
+    return breaker.redis.call(lambda: count_and_read(request, scope=scope)[0], fallback=None)

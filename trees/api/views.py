@@ -203,7 +203,7 @@ ROOT_ENDPOINTS = (
         429: COMMON_RESPONSES[429],
     },
 )
-@api_view(["GET"])
+@api_view(["GET", "HEAD"])
 @renderer_classes([JSONRenderer])
 def api_root(request):
     """What a client or a person starting at /api/v1/ needs to find everything else."""
