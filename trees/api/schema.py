@@ -15,6 +15,12 @@ follows them without a declaration each:
   JSON model (`KeyError: 'results'`). The first media type's schema becomes a `oneOf` of
   both bodies: the generated client tries the JSON model, then the GeoJSON one, and returns
   whichever fits, typed as the union. The other media types keep their exact schema.
+- **Bodies read as what they are.** A `format: binary` string is a file to openapi-python-
+  client, which wraps what it read in BytesIO; but it reads a `text/*` body as text and a
+  JSON one as parsed JSON, and BytesIO of either is a TypeError. So under a text media type
+  (CSV) a binary string is a plain string, and under a JSON one (`application/geo+json`) any
+  JSON object. (NDJSON is neither: a generator reads it as bytes only if told to, see the
+  README's "Generating a client".)
 - **Integer ids.** A path id is matched by digits (views.ID_PATTERN); drf-spectacular types
   it from the model, or as a string when the queryset is annotated (`species/{id}/`). A path
   parameter that is only digits is an integer, from 0 to the largest the pattern allows
@@ -97,6 +103,7 @@ def postprocess(result: dict, generator=None, request=None, public=None) -> dict
             _drop_anonymous_security(operation)
             _type_integer_ids(operation)
             _union_of_media_types(operation)
+            _bodies_as_read(operation)
             _document_headers(operation)
     return result
 
@@ -129,6 +136,22 @@ def _union_of_media_types(operation: dict) -> None:
         if len(distinct) > 1:
             first = next(iter(content.values()))
             first["schema"] = {"oneOf": distinct}
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == JSON or media_type.endswith("+json")
+
+
+def _bodies_as_read(operation: dict) -> None:
+    for response in operation["responses"].values():
+        for media_type, media in response.get("content", {}).items():
+            schema = media.get("schema", {})
+            if schema.get("type") != "string" or schema.get("format") != "binary":
+                continue
+            if media_type.startswith("text/"):
+                media["schema"] = {key: value for key, value in schema.items() if key != "format"}
+            elif _is_json(media_type):
+                media["schema"] = {"type": "object"}
 
 
 def _ref(name: str) -> dict:
