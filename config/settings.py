@@ -246,6 +246,11 @@ SPECTACULAR_SETTINGS = {
     # The docs page's JavaScript and CSS come from drf-spectacular-sidecar, served by us: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # What generated clients need and drf-spectacular leaves out (see trees/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "trees.api.schema.postprocess",
+    ],
     # One named schema per vocabulary, however many fields use it.
     "ENUM_NAME_OVERRIDES": {
         "BoroughEnum": "trees.models.Borough",

@@ -37,6 +37,10 @@ FORMAT = OpenApiParameter(
     enum=["json", "geojson"],
     description="`geojson` for GeoJSON (as does `Accept: application/geo+json`); default `json`.",
 )
+# The JSON-only endpoints take `format` too (DRF's negotiation reads it): only `json`.
+FORMAT_JSON = OpenApiParameter(
+    "format", str, enum=["json"], description="Only `json`, the default; any other is a 400."
+)
 # A database id: digits, and few enough to fit a bigint (anything else is a JSON 404).
 ID_PATTERN = r"[0-9]{1,18}"
 
@@ -97,12 +101,14 @@ class TreeViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
         "says otherwise. Use `id` as `species_id` in `trees/` and `stats/`. Given any of the "
         "tree filters of `trees/`, each species counts only the trees matching them, and "
         "species with none are left out (`borough=Bronx`: the Bronx's species).",
+        parameters=[FORMAT_JSON],
         responses={200: serializers.SpeciesSerializer(many=True), **COMMON_RESPONSES},
     ),
     retrieve=extend_schema(
         summary="One species",
         description="The species with its number of trees (of those matching the tree "
         "filters, if given: a 404 when it has none).",
+        parameters=[FORMAT_JSON],
         responses={
             200: serializers.SpeciesSerializer,
             404: OpenApiResponse(ERROR, description="No species has this id."),
@@ -124,6 +130,7 @@ class SpeciesViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
         description="Counts of the trees matching the filters (the same as `trees/`): by "
         "borough, status and health, the ten most common species, and a histogram of trunk "
         "diameters.",
+        parameters=[FORMAT_JSON],
         responses={200: serializers.TreeStatsSerializer, **COMMON_RESPONSES},
     )
 )
@@ -154,6 +161,7 @@ class StatsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
         "in Poor health, largest group first (then by the columns' values, nulls last). "
         "Each group carries only the columns grouped by; a `species` group its id and names. "
         "E.g. `by=borough`, `by=nta`, `by=species&borough=Bronx`.",
+        parameters=[FORMAT_JSON],
         responses={200: serializers.GroupsSerializer, **COMMON_RESPONSES},
     )
 )
