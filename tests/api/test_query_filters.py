@@ -272,6 +272,14 @@ def test_groups_follow_a_new_filter(api_client, rich_census):
     assert [(group["borough"], group["count"]) for group in body["groups"]] == [("Manhattan", 1)]
 
 
+def test_groups_of_a_species_search_agree_with_the_list(api_client, rich_census):
+    body = api_client.get("/api/v1/groups/", {"by": "borough", "species_search": "maple"}).json()
+    assert {group["borough"]: group["count"] for group in body["groups"]} == {
+        "Queens": 1,
+        "Bronx": 1,
+    }
+
+
 def test_filters_combine_with_and(api_client, rich_census):
     query = {"species_search": "maple", "community_board": "208", "created_max": "2015-12-31"}
     assert listed_ids(api_client.get(TREES, query)) == [106]
