@@ -13,6 +13,7 @@ the same.
 """
 
 import copy
+import datetime
 import re
 from typing import NamedTuple
 
@@ -31,12 +32,14 @@ from trees import queries
 from trees.models import (
     Borough,
     CurbLocation,
+    Guards,
     Health,
     Sidewalk,
     Species,
     Status,
     Steward,
     Tree,
+    UserType,
 )
 
 # Free text is bounded: no legitimate name or address is this long, and a bound keeps a
@@ -153,6 +156,89 @@ class PointFilter(filters.Filter):
     field_class = PointField
 
 
+def any_case_pattern(values: list[str]) -> str:
+    """A pattern matching exactly `values` in any mix of case, as the schema documents them.
+
+    Letter by letter (`[Qq][Uu]...`) rather than an inline flag, which ECMA-262 patterns (the
+    ones OpenAPI means) do not have. The values are letters, digits and spaces only.
+    """
+    alternatives = []
+    for value in values:
+        if not re.fullmatch(r"[A-Za-z0-9 ]+", value):
+            raise ValueError(f"Not a plain value: {value!r}")
+        alternatives.append(
+            "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in value)
+        )
+    return f"^(?:{'|'.join(alternatives)})$"
+
+
+class ChoiceIgnoringCaseField(forms.Field):
+    """One of `choices`, in any case, cleaned to the canonical spelling (`queens` -> `Queens`),
+    so that spellings that mean the same share their cached answer too.
+
+    ASCII case only, as any_case_pattern documents it: `str.lower()` would also fold, say,
+    the Kelvin sign into `k`, which the schema's pattern does not allow. A bad value's error
+    lists the valid ones.
+    """
+
+    def __init__(self, *, choices, **kwargs):
+        self.values = [value for value, _ in choices]
+        self.canonical = {value.lower(): value for value in self.values}
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        if value in self.empty_values:
+            return super().clean(value)  # `required` decides
+        found = self.canonical.get(value.lower()) if value.isascii() else None
+        if found is None:
+            raise ValidationError(
+                f"“%(value)s” is not one of: {', '.join(self.values)} (in any case).",
+                code="invalid_choice",
+                params={"value": value[:40]},
+            )
+        return found
+
+
+class ChoiceIgnoringCaseFilter(filters.Filter):
+    """A single-valued categorical filter (the problem flags): ChoiceIgnoringCaseField's value,
+    or `to_value` of it."""
+
+    field_class = ChoiceIgnoringCaseField
+
+    def __init__(self, *args, to_value=None, **kwargs):
+        self.to_value = to_value or {}
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        return super().filter(qs, self.to_value.get(value, value))
+
+
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class ISODateField(forms.Field):
+    """`YYYY-MM-DD` and nothing else: Django's DateField would also take `2015-8-7` and
+    surrounding spaces, which the schema's `format: date` does not allow."""
+
+    def clean(self, value):
+        if value in self.empty_values:
+            return super().clean(value)
+        if not ISO_DATE.fullmatch(value):
+            raise ValidationError("Enter a date as YYYY-MM-DD, e.g. 2015-08-27.", code="invalid")
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(
+                "No such date: %(value)s.", code="invalid", params={"value": value}
+            ) from None
+
+
+class ISODateFilter(filters.Filter):
+    field_class = ISODateField
+
+
 class AnyOfField(forms.Field):
     """Every value given for one parameter, each checked by `base_field` (a ChoiceField when
     `choices` are given), cleaned to the sorted distinct values.
@@ -238,6 +324,53 @@ def text_filter(*, help_text: str, **kwargs) -> filters.CharFilter:
     )
 
 
+def categorical(choices, help_text: str) -> AnyOfFilter:
+    """A repeatable filter on one of `choices` (a TextChoices), matching ignoring case."""
+    values = list(choices.values)
+    return documented(
+        AnyOfFilter(base_field=ChoiceIgnoringCaseField(choices=choices.choices)),
+        type="string",
+        pattern=any_case_pattern(values),
+        description=f"{help_text} One of `{'`, `'.join(values)}`, in any case. Repeat for any "
+        "of several.",
+    )
+
+
+YES_NO = {"Yes": True, "No": False}
+
+
+def problem_flag(name: str, help_text: str) -> ChoiceIgnoringCaseFilter:
+    """A problem flag of the census: `Yes` or `No` in any case (trees without it match neither)."""
+    return documented(
+        ChoiceIgnoringCaseFilter(
+            field_name=name, choices=[(value, value) for value in YES_NO], to_value=YES_NO
+        ),
+        type="string",
+        pattern=any_case_pattern(list(YES_NO)),
+        description=f"{help_text} `Yes` or `No`, in any case.",
+    )
+
+
+class NTAField(forms.CharField):
+    """A 2010 NTA code in any case, cleaned to capitals as stored (`qn17` -> `QN17`)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("strip", False)
+        kwargs.setdefault(
+            "validators",
+            [RegexValidator(r"^[A-Za-z]{2}[0-9]{2}\Z", "Enter a 2010 NTA code such as QN17.")],
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        return super().clean(value).upper()  # the validator let ASCII letters only through
+
+
+# A census tract as Socrata writes it: the number, and two decimals for a split tract.
+CENSUS_TRACT = r"[0-9]{1,6}(?:\.[0-9]{1,2})?"
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
 class FilterSet(filters.FilterSet):
     """django-filter's FilterSet, minus copies it makes again on every request.
 
@@ -320,9 +453,7 @@ class TreeFilterSet(FilterSet):
     that (tests/api/test_fuzz.py).
     """
 
-    borough = AnyOfFilter(
-        choices=Borough.choices, help_text="Borough name. Repeat for any of several."
-    )
+    borough = categorical(Borough, "Borough.")
     zipcode = documented(
         AnyOfFilter(
             base_field=forms.CharField(
@@ -335,16 +466,10 @@ class TreeFilterSet(FilterSet):
         "of several.",
     )
     nta = documented(
-        AnyOfFilter(
-            base_field=forms.CharField(
-                validators=[
-                    RegexValidator(r"^[A-Z]{2}[0-9]{2}\Z", "Enter a 2010 NTA code such as QN17.")
-                ]
-            )
-        ),
+        AnyOfFilter(base_field=NTAField()),
         type="string",
-        pattern=r"^[A-Z]{2}[0-9]{2}$",
-        description="2010 Neighborhood Tabulation Area code, exactly, e.g. `QN17`. Repeat "
+        pattern=r"^[A-Za-z]{2}[0-9]{2}$",
+        description="2010 Neighborhood Tabulation Area code, in any case, e.g. `QN17`. Repeat "
         "for any of several.",
     )
     species = documented(
@@ -356,6 +481,11 @@ class TreeFilterSet(FilterSet):
         description="Species common or latin name, whole and ignoring case (`red maple`, "
         "`Acer rubrum`). See `species/` for the names. Repeat for any of several.",
     )
+    species_search = text_filter(
+        method="filter_species_search",
+        help_text="Part of the species' common or latin name, ignoring case: `maple` matches "
+        "red maple, Norway maple, ...",
+    )
     species_id = documented(
         AnyOfFilter(
             field_name="species_id",
@@ -366,30 +496,75 @@ class TreeFilterSet(FilterSet):
         maximum=BIGINT_MAX,
         description="Species id, as in `species/`. Repeat for any of several.",
     )
-    health = AnyOfFilter(
-        choices=Health.choices,
-        help_text="Health of a living tree (dead trees have none). Repeat for any of several.",
+    health = categorical(Health, "Health of a living tree (dead trees have none).")
+    status = categorical(Status, "Alive, Dead or Stump.")
+    steward = categorical(Steward, "Signs of stewardship seen on the tree.")
+    guards = categorical(Guards, "Tree guard, and whether it helps or harms the tree.")
+    curb_loc = categorical(CurbLocation, "Where the tree stands relative to the curb.")
+    sidewalk = categorical(Sidewalk, "Whether the sidewalk next to the tree is damaged.")
+    user_type = categorical(UserType, "Who recorded the tree.")
+    community_board = documented(
+        AnyOfFilter(base_field=forms.IntegerField(min_value=100, max_value=599)),
+        type="integer",
+        minimum=100,
+        maximum=599,
+        description="Community board: the borough digit then the district, e.g. `406` "
+        "(Queens 6). Repeat for any of several.",
     )
-    status = AnyOfFilter(
-        choices=Status.choices, help_text="Alive, Dead or Stump. Repeat for any of several."
+    council_district = documented(
+        AnyOfFilter(base_field=forms.IntegerField(min_value=1, max_value=51)),
+        type="integer",
+        minimum=1,
+        maximum=51,
+        description="City Council district, 1 to 51. Repeat for any of several.",
     )
-    steward = AnyOfFilter(
-        choices=Steward.choices,
-        help_text="Signs of stewardship seen on the tree. Repeat for any of several.",
+    census_tract = documented(
+        AnyOfFilter(
+            base_field=forms.CharField(
+                strip=False,
+                validators=[
+                    RegexValidator(
+                        rf"^{CENSUS_TRACT}\Z", "Enter a census tract such as 739 or 376.02."
+                    )
+                ],
+            )
+        ),
+        type="string",
+        pattern=f"^{CENSUS_TRACT}$",
+        description="Census tract as the census writes it (without the borough digit), "
+        "exactly, e.g. `739` or `376.02`. Repeat for any of several.",
     )
-    curb_loc = AnyOfFilter(
-        choices=CurbLocation.choices,
-        help_text="Where the tree stands relative to the curb. Repeat for any of several.",
+    address = text_filter(
+        lookup_expr="icontains", help_text="Part of the address, ignoring case (`broadway`)."
     )
-    sidewalk = AnyOfFilter(
-        choices=Sidewalk.choices,
-        help_text="Whether the sidewalk next to the tree is damaged. Repeat for any of several.",
+    created_min = documented(
+        ISODateFilter(field_name="surveyed_on", lookup_expr="gte"),
+        type="string",
+        format="date",
+        pattern=DATE_PATTERN,
+        description="Surveyed on or after this day (`YYYY-MM-DD`; Socrata's `created_at`).",
+    )
+    created_max = documented(
+        ISODateFilter(field_name="surveyed_on", lookup_expr="lte"),
+        type="string",
+        format="date",
+        pattern=DATE_PATTERN,
+        description="Surveyed on or before this day (`YYYY-MM-DD`, inclusive).",
     )
     problem = text_filter(
         field_name="problems",
         lookup_expr="icontains",
         help_text="Part of the problem list, ignoring case (`Stones`, `BranchLights`, ...).",
     )
+    root_stone = problem_flag("root_stone", "Roots hemmed in by stones or paving.")
+    root_grate = problem_flag("root_grate", "Roots hemmed in by a metal grate.")
+    root_other = problem_flag("root_other", "Other root problems.")
+    trunk_wire = problem_flag("trunk_wire", "Wires or rope wrapped around the trunk.")
+    trnk_light = problem_flag("trnk_light", "Lights on the trunk.")
+    trnk_other = problem_flag("trnk_other", "Other trunk problems.")
+    brch_light = problem_flag("brch_light", "Lights or wires in the branches.")
+    brch_shoe = problem_flag("brch_shoe", "Sneakers in the branches.")
+    brch_other = problem_flag("brch_other", "Other branch problems.")
     dbh_min = documented(
         IntegerFilter(
             field_name="tree_dbh", lookup_expr="gte", min_value=0, max_value=SMALLINT_MAX
@@ -445,6 +620,9 @@ class TreeFilterSet(FilterSet):
 
     def filter_species(self, queryset, name, value):
         return queries.of_species_named(queryset, *value)
+
+    def filter_species_search(self, queryset, name, value):
+        return queries.of_species_matching(queryset, value)
 
     def filter_near(self, queryset, name, value):
         radius = self.form.cleaned_data.get("radius") or DEFAULT_RADIUS

@@ -142,8 +142,11 @@ class StatsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
 
     # Filters on the columns TreeCount counts by (and the response format).
     counted_parameters = frozenset(
-        {"borough", "status", "health", "species", "species_id", "dbh_min", "dbh_max", "format"}
-    )
+        {
+            "borough", "status", "health", "species", "species_id", "species_search",
+            "dbh_min", "dbh_max", "format",
+        }
+    )  # fmt: skip
 
     def list(self, request):
         trees = self.filter_queryset(self.get_queryset())  # also answers 400 to a bad parameter
