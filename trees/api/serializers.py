@@ -76,7 +76,7 @@ class TreeSerializer(serializers.ModelSerializer):
         next largest cost of a page of 50 trees. Dates stay dates: the encoder writes ISO.
         """
         data = {}
-        for name in self.Meta.fields:
+        for name in self.context.get("fields") or self.Meta.fields:  # `fields=` or the usual
             if name == "species":
                 data[name] = (
                     None
@@ -100,6 +100,16 @@ class TreeDetailSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tree
         exclude = []  # every field (the GeoJSON properties below leave out the coordinates)
+
+    def to_representation(self, tree: Tree) -> dict:
+        data = super().to_representation(tree)
+        fields = self.context.get("fields")  # `fields=`: these keys only, in this order
+        if not fields:
+            return data
+        return {
+            name: data[name] if name in data else getattr(tree, name, None)  # `distance`
+            for name in fields
+        }
 
 
 # --- Statistics --------------------------------------------------------------------------------
