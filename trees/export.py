@@ -90,15 +90,23 @@ def _rows_sql(trees: QuerySet[Tree], columns: Sequence[str]) -> tuple[str, tuple
     return sql, tuple(params)
 
 
+def _column(table: str, name: str) -> str:
+    """A column as the export writes it: a timestamp as ISO 8601 in UTC with microseconds
+    (`2015-08-27T00:00:00.000000Z`, as JSON dates go), anything else as it is."""
+    column = f"{table}.{_quoted(name)}"
+    if name in _TIMESTAMP_COLUMNS:
+        utc = f"{column} AT TIME ZONE 'UTC'"
+        return f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS {_quoted(name)}"""
+    return column
+
+
 def csv_sql(trees: QuerySet[Tree], columns: Sequence[str]) -> tuple[str, tuple]:
     """`COPY (SELECT columns) TO STDOUT` as CSV with a header row, and its parameters."""
     inner, params = _rows_sql(trees, columns)
     outer = ", ".join(
-        f"to_json(q.{_quoted(name)}) #>> '{{}}' AS {_quoted(name)}"
-        if name in _TIMESTAMP_COLUMNS
-        else f"q.{_quoted(name)}::text AS {_quoted(name)}"  # `true`, not COPY's `t`
+        f"q.{_quoted(name)}::text AS {_quoted(name)}"  # `true`, not COPY's `t`
         if name in _BOOLEAN_COLUMNS
-        else f"q.{_quoted(name)}"
+        else _column("q", name)
         for name in columns
     )
     # The `%` of the outer query are literal: only the inner one has placeholders.
@@ -117,7 +125,7 @@ def features_sql(trees: QuerySet[Tree], columns: Sequence[str]) -> tuple[str, tu
     properties = [name for name in columns if name not in COORDINATES]
     selected = list(dict.fromkeys([FEATURE_ID, *COORDINATES, *properties]))
     inner, params = _rows_sql(trees, selected)
-    row = ", ".join(f"r.{_quoted(name)}" for name in properties) or "NULL::int AS none"
+    row = ", ".join(_column("r", name) for name in properties)
     lon, lat = (f"r.{_quoted(name)}" for name in COORDINATES)
     props = "to_json(p)" if properties else "'{}'"
     feature = (
@@ -125,10 +133,8 @@ def features_sql(trees: QuerySet[Tree], columns: Sequence[str]) -> tuple[str, tu
         f"""',"geometry":{{"type":"Point","coordinates":[' || {lon} || ',' || {lat} || """
         f"""']}},"properties":' || {props} || '}}'"""
     )
-    select = (
-        f"SELECT {feature} FROM ({inner}) AS r, "  # noqa: S608 (column names are ours)
-        f"LATERAL (SELECT {row}) AS p"
-    )
+    lateral = f", LATERAL (SELECT {row}) AS p" if properties else ""
+    select = f"SELECT {feature} FROM ({inner}) AS r{lateral}"  # noqa: S608 (names are ours)
     return (
         f"COPY ({select}) TO STDOUT WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')",
         params,
