@@ -122,7 +122,8 @@ def test_geopandas_reads_the_whole_geojson_from_the_url(server):
     frame = geopandas.read_file(server.url + GEOJSON, engine="pyogrio")
     assert len(frame) == 5000
     assert frame.geometry.geom_type.unique().tolist() == ["Point"]
-    assert frame.total_bounds[0] > -74.3 and frame.total_bounds[2] < -73.6
+    assert frame.total_bounds[0] > -74.3
+    assert frame.total_bounds[2] < -73.6
     assert "species_latin_name" in frame.columns
 
 
