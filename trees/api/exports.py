@@ -112,6 +112,7 @@ def _schema(kind: str, media_type: str, what: str):
         "`fields` chooses the columns. Streamed whole, without paging; gzipped when "
         "`Accept-Encoding` allows. `Content-Disposition` names a file "
         "`trees-<date>-v<data version>`.",
+        filters=True,  # not a list action, but it takes the filters of one
         responses={
             (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description=what),
             304: OpenApiResponse(

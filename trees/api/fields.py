@@ -14,16 +14,12 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter
 
 from trees.api.filters import TreeFilterSet, documented
+from trees.api.serializers import ITEM_FIELDS
 from trees.export import EXPORT_COLUMNS
-from trees.models import Tree
 
-# Every key of a tree's detail (species as one object), and `distance` (with `near`).
-ITEM_FIELDS: tuple[str, ...] = (
-    *(field.name for field in Tree._meta.concrete_fields),
-    "distance",
-)
 # Long enough for every name of either vocabulary, comma-separated, a few times over.
 MAX_FIELDS_LENGTH = 2000
 
@@ -65,15 +61,36 @@ class FieldsFilter(filters.Filter):
         return qs
 
 
+def fields_schema(names: tuple[str, ...]) -> dict:
+    return {"type": "string", "pattern": fields_pattern(names), "maxLength": MAX_FIELDS_LENGTH}
+
+
+def fields_description(names: tuple[str, ...], description: str) -> str:
+    return (
+        f"{description} Comma-separated, any of: `{'`, `'.join(names)}`. "
+        "Keys come in this order whatever order they are given in."
+    )
+
+
 def fields_filter(names: tuple[str, ...], description: str) -> FieldsFilter:
     return documented(
         FieldsFilter(names=names),
-        type="string",
-        pattern=fields_pattern(names),
-        maxLength=MAX_FIELDS_LENGTH,
-        description=f"{description} Comma-separated, any of: `{'`, `'.join(names)}`. "
-        "Keys come in this order whatever order they are given in.",
+        **fields_schema(names),
+        description=fields_description(names, description),
     )
+
+
+ITEM_FIELDS_HELP = (
+    "Only these keys in each tree (GeoJSON: in its `properties`; a Feature keeps its `id` "
+    "and geometry). Any stored column may be asked for, on lists too; `distance` is null "
+    "without `near`. Default: all of a detail's keys, a list's usual ones."
+)
+# drf-spectacular documents filters on list operations only: the detail's, by hand.
+ITEM_FIELDS_PARAMETER = OpenApiParameter(
+    "fields",
+    fields_schema(ITEM_FIELDS),
+    description=fields_description(ITEM_FIELDS, ITEM_FIELDS_HELP),
+)
 
 
 class SelectsFields:
@@ -91,12 +108,7 @@ class SelectsFields:
 class TreeItemFilterSet(SelectsFields, TreeFilterSet):
     """The filters of `trees/`, and `fields`: the keys of each tree shown."""
 
-    fields = fields_filter(
-        ITEM_FIELDS,
-        "Only these keys in each tree (GeoJSON: in its `properties`; a Feature keeps its `id` "
-        "and geometry). Any stored column may be asked for, on lists too; `distance` is null "
-        "without `near`. Default: all of a detail's keys, a list's usual ones.",
-    )
+    fields = fields_filter(ITEM_FIELDS, ITEM_FIELDS_HELP)
 
     class Meta(TreeFilterSet.Meta):
         pass

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from trees import queries
 from trees.api import serializers
 from trees.api.caching import CachedResponseMixin
-from trees.api.fields import TreeItemFilterSet
+from trees.api.fields import ITEM_FIELDS_PARAMETER, TreeItemFilterSet
 from trees.api.filters import GroupFilterSet, SpeciesFilterSet, TreeFilterSet
 from trees.api.pagination import TreeCursorPagination
 from trees.api.renderers import GeoJSONRenderer
@@ -63,7 +63,7 @@ ID_PATTERN = r"[0-9]{1,18}"
         summary="One tree",
         description="Everything the census says about one tree; a GeoJSON Feature with "
         "`format=geojson`.",
-        parameters=[FORMAT],
+        parameters=[FORMAT, ITEM_FIELDS_PARAMETER],
         responses={
             (200, JSON): serializers.TreeDetailSerializer,
             (200, GEOJSON): serializers.TreeDetailFeatureSerializer,
