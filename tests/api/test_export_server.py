@@ -135,3 +135,16 @@ def test_gdal_reads_the_ndjson_export_as_geojson_sequence(server):
     assert len(frame) == 5000
     first = json.loads(requests.get(server.url + NDJSON, timeout=60).text.splitlines()[0])
     assert frame.iloc[0]["tree_id"] == first["id"]
+
+
+def test_a_client_gone_mid_export_leaves_the_worker_serving(server):
+    generate(ROWS)
+    with requests.get(server.url + CSV, stream=True, timeout=60) as response:
+        assert next(response.iter_content(65536)).startswith(b"tree_id,")
+    # The worker (the only one) notices at its next write, cancels the COPY, and goes on.
+    after = requests.get(f"{server.url}{CSV}?fields=tree_id&dbh_min=0", timeout=60)
+    assert after.status_code == 200
+    assert after.content.count(b"\n") == ROWS + 1
+    server.process.terminate()
+    server.process.wait(timeout=30)
+    assert "Traceback" not in server.logs()
