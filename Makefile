@@ -1,5 +1,5 @@
 # Every target sets itself up (scripts/bootstrap is idempotent), so each works on a fresh clone.
-.PHONY: run serve test fuzz journey lint format superuser bench-sync bench-api bench-firstload docker-secrets docker-smoke
+.PHONY: run serve test fuzz journey lint format superuser bench-sync bench-api bench-export bench-firstload docker-secrets docker-smoke
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -74,3 +74,8 @@ bench-api:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 	.venv/bin/python benchmarks/bench_api.py $(BENCH_ARGS)
+
+## bench-export: whole-census exports through gunicorn against a plain COPY, in its own database
+bench-export:
+	scripts/bootstrap dev
+	.venv/bin/python benchmarks/bench_export.py $(BENCH_ARGS)

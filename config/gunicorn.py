@@ -5,6 +5,12 @@ import os
 
 import gunicorn.util
 
+# gthread, not sync: a sync worker tells the arbiter it is alive only between requests, so
+# one response that takes longer than `timeout` to send (an export read by a slow client) is
+# killed mid-body. A gthread worker's main loop keeps beating while its threads serve
+# (tests/api/test_export_server.py). With one thread it serves one request at a time, as
+# sync does.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

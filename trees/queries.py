@@ -116,14 +116,17 @@ TREE_SUMMARY_COLUMNS = (
 )
 
 
-def tree_summaries() -> QuerySet:
-    """Every tree as a dict of TREE_SUMMARY_COLUMNS and its species' names, in key order.
+def tree_summaries(fields: Sequence[str] = ()) -> QuerySet:
+    """Every tree as a dict of TREE_SUMMARY_COLUMNS and its species' names, in key order,
+    and of the other Tree fields named in `fields` (for `fields=`; other names are ignored).
 
     Dicts rather than model instances: building a 45-field Tree and its Species for each row
     was the largest cost of an uncached page of 50 (~1.5 ms of it; benchmarks/bench_api.py).
     """
+    stored = {field.name: field.attname for field in Tree._meta.concrete_fields}
+    extra = [stored[name] for name in fields if name in stored]
     return Tree.objects.order_by("tree_id").values(
-        *TREE_SUMMARY_COLUMNS,
+        *dict.fromkeys((*TREE_SUMMARY_COLUMNS, *extra)),
         species_latin_name=F("species__latin_name"),
         species_common_name=F("species__common_name"),
     )

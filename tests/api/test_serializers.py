@@ -6,13 +6,15 @@ from rest_framework.renderers import JSONRenderer
 
 from tests.factories import TreeFactory
 from trees import queries
-from trees.api.serializers import TreeSerializer
+from trees.api.serializers import LIST_FIELDS, TreeSerializer
 
 pytestmark = pytest.mark.django_db
 
 
 def drf_representation(tree) -> dict:
-    return drf_serializers.ModelSerializer.to_representation(TreeSerializer(), tree)
+    """DRF's own fields' dict of a list item's keys (LIST_FIELDS, without `fields=`)."""
+    data = drf_serializers.ModelSerializer.to_representation(TreeSerializer(), tree)
+    return {name: data[name] for name in LIST_FIELDS}
 
 
 @pytest.mark.parametrize(

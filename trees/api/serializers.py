@@ -32,8 +32,53 @@ class SpeciesSerializer(serializers.ModelSerializer):
         fields = ["id", "latin_name", "common_name", "tree_count"]
 
 
-class TreeSerializer(serializers.ModelSerializer):
-    """A tree in a list: what it is, where, and the attributes the filters look at.
+# Every key a tree may carry: each stored column (the species as one object), and `distance`
+# with `near`. `fields=` picks any of them (trees.api.fields), on lists and details alike.
+ITEM_FIELDS: tuple[str, ...] = (
+    *(field.name for field in Tree._meta.concrete_fields),
+    "distance",
+)
+# What a list item carries without `fields=`.
+LIST_FIELDS = [
+    "tree_id",
+    "status",
+    "health",
+    "species",
+    "tree_dbh",
+    "stump_diam",
+    "curb_loc",
+    "steward",
+    "guards",
+    "sidewalk",
+    "problems",
+    "address",
+    "zipcode",
+    "borough",
+    "nta",
+    "latitude",
+    "longitude",
+    "surveyed_on",
+    "distance",
+]
+
+
+class OptionalKeys:
+    """Marks no key required in the schema: with `fields=`, a tree carries only those asked
+    for, so any key may be missing. drf-spectacular makes a response key required when its
+    field is required or read-only; these serializers only ever write responses, so neither
+    flag changes what they do."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            field.required = False
+            field.read_only = False
+        return fields
+
+
+class TreeSerializer(OptionalKeys, serializers.ModelSerializer):
+    """A tree in a list: what it is, where, and the attributes the filters look at
+    (LIST_FIELDS), or the keys `fields=` asks for (any of ITEM_FIELDS).
 
     It reads the dict rows of queries.tree_summaries(), not model instances.
     """
@@ -47,27 +92,7 @@ class TreeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Tree
-        fields = [
-            "tree_id",
-            "status",
-            "health",
-            "species",
-            "tree_dbh",
-            "stump_diam",
-            "curb_loc",
-            "steward",
-            "guards",
-            "sidewalk",
-            "problems",
-            "address",
-            "zipcode",
-            "borough",
-            "nta",
-            "latitude",
-            "longitude",
-            "surveyed_on",
-            "distance",
-        ]
+        fields = list(ITEM_FIELDS)
 
     def to_representation(self, row: dict) -> dict:
         """The dict DRF's fields would build from the model (a test holds them equal).
@@ -76,7 +101,7 @@ class TreeSerializer(serializers.ModelSerializer):
         next largest cost of a page of 50 trees. Dates stay dates: the encoder writes ISO.
         """
         data = {}
-        for name in self.Meta.fields:
+        for name in self.context.get("fields") or LIST_FIELDS:
             if name == "species":
                 data[name] = (
                     None
@@ -92,14 +117,27 @@ class TreeSerializer(serializers.ModelSerializer):
         return data
 
 
-class TreeDetailSerializer(serializers.ModelSerializer):
-    """Everything the census says about one tree."""
+class TreeDetailSerializer(OptionalKeys, serializers.ModelSerializer):
+    """Everything the census says about one tree, or the keys `fields=` asks for."""
 
     species = SpeciesSummarySerializer(allow_null=True, read_only=True)
+    distance = serializers.FloatField(
+        allow_null=True,
+        read_only=True,
+        help_text="Only with `fields=distance`: metres from the `near` point, or null.",
+    )
 
     class Meta:
         model = Tree
-        exclude = []  # every field (the GeoJSON properties below leave out the coordinates)
+        fields = list(ITEM_FIELDS)  # (the GeoJSON properties below leave out the coordinates)
+
+    def to_representation(self, tree: Tree) -> dict:
+        data = super().to_representation(tree)
+        fields = self.context.get("fields")  # `fields=`: these keys only, in this order
+        if not fields:
+            del data["distance"]
+            return data
+        return {name: data[name] for name in fields}
 
 
 # --- Statistics --------------------------------------------------------------------------------
@@ -246,7 +284,9 @@ class TreePropertiesSerializer(TreeSerializer):
 
 class TreeDetailPropertiesSerializer(TreeDetailSerializer):
     class Meta(TreeDetailSerializer.Meta):
-        exclude = ["latitude", "longitude"]
+        fields = [
+            f for f in TreeDetailSerializer.Meta.fields if f not in ("latitude", "longitude")
+        ]
 
 
 class TreeFeatureSerializer(serializers.Serializer):

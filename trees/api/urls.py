@@ -1,10 +1,11 @@
-"""Routes of /api/v1/: its root, the four resources, the OpenAPI schema and its docs page."""
+"""Routes of /api/v1/: its root, the four resources, the tree exports, the OpenAPI schema
+and its docs page."""
 
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from trees.api import views
+from trees.api import exports, views
 
 router = SimpleRouter()
 router.register("trees", views.TreeViewSet, basename="tree")
@@ -15,6 +16,13 @@ router.register("groups", views.GroupsViewSet, basename="groups")
 app_name = "api"
 urlpatterns = [
     path("", views.api_root, name="root"),
+    path("trees/export.csv", exports.TreeCSVExportView.as_view(), name="tree-export-csv"),
+    path(
+        "trees/export.geojson",
+        exports.TreeGeoJSONExportView.as_view(),
+        name="tree-export-geojson",
+    ),
+    path("trees/export.ndjson", exports.TreeNDJSONExportView.as_view(), name="tree-export-ndjson"),
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (docs/?script), since the

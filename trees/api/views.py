@@ -1,6 +1,7 @@
 """The API's viewsets: declarations only. Queries live in trees.queries, validation in
 trees.api.filters, response caching in trees.api.caching."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -18,6 +19,7 @@ from rest_framework.response import Response
 from trees import queries
 from trees.api import serializers
 from trees.api.caching import CachedResponseMixin
+from trees.api.fields import ITEM_FIELDS_PARAMETER, TreeItemFilterSet
 from trees.api.filters import GroupFilterSet, SpeciesFilterSet, TreeFilterSet
 from trees.api.pagination import TreeCursorPagination
 from trees.api.renderers import GeoJSONRenderer
@@ -65,7 +67,7 @@ ID_PATTERN = r"[0-9]{1,18}"
         summary="One tree",
         description="Everything the census says about one tree; a GeoJSON Feature with "
         "`format=geojson`.",
-        parameters=[FORMAT],
+        parameters=[FORMAT, ITEM_FIELDS_PARAMETER],
         responses={
             (200, JSON): serializers.TreeDetailSerializer,
             (200, GEOJSON): serializers.TreeDetailFeatureSerializer,
@@ -76,7 +78,7 @@ ID_PATTERN = r"[0-9]{1,18}"
 )
 class TreeViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
     queryset = queries.trees()
-    filterset_class = TreeFilterSet
+    filterset_class = TreeItemFilterSet
     pagination_class = TreeCursorPagination
     renderer_classes = [JSONRenderer, GeoJSONRenderer]
     lookup_value_regex = ID_PATTERN
@@ -86,7 +88,28 @@ class TreeViewSet(CachedResponseMixin, viewsets.ReadOnlyModelViewSet):
     summaries = queries.tree_summaries()
 
     def get_queryset(self):
-        return self.summaries.all() if self.action == "list" else super().get_queryset()
+        if self.action != "list":
+            return super().get_queryset()
+        fields = self.selected_fields()
+        return self.summaries.all() if fields is None else queries.tree_summaries(fields)
+
+    def requested_fields(self) -> tuple[str, ...] | None:
+        """The keys `fields=` asks for (None: all of them, or an invalid value that the
+        filter backend is about to answer with a 400)."""
+        try:
+            return TreeItemFilterSet.selected_fields(self.request.query_params)
+        except DjangoValidationError:
+            return None
+
+    def selected_fields(self) -> tuple[str, ...] | None:
+        """The keys to serialize: those asked for, and a Feature's id and coordinates."""
+        fields = self.requested_fields()
+        if fields is not None and self.request.accepted_renderer.format == GeoJSONRenderer.format:
+            fields = tuple(dict.fromkeys((*fields, *GeoJSONRenderer.feature_keys)))
+        return fields
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "fields": self.selected_fields()}
 
     def get_serializer_class(self):
         if self.action == "list":
