@@ -244,6 +244,55 @@ class TreeCount(models.Model):
         return f"{self.count} trees: {self.borough}, {self.status}, {self.health or '-'}"
 
 
+class TreeGroupCount(models.Model):
+    """How many trees share each value of one of COLUMNS and diameter, how many of them are in
+    Poor health and how many have their health recorded: ~40k rows.
+
+    `groups/` grouped by one of these columns (and filtered on diameter at most)
+    sums one column's rows instead of reading 683,788 trees (queries.tree_groups): reading a
+    column that far along each tree row is most of that query's cost. Kept exact in the same
+    transaction as every write by statement-level triggers on the tree table, as TreeCount
+    is (migration 0005_perf_group_counts); a first load counts them itself (trees.loader).
+    A count can reach 0 and stay.
+    """
+
+    # The tree columns counted here: the group columns TreeCount does not count by. Their
+    # values are stored as text (`council_district` 33 as '33'), NULL for a missing number.
+    COLUMNS = (
+        "nta",
+        "zipcode",
+        "steward",
+        "guards",
+        "curb_loc",
+        "sidewalk",
+        "user_type",
+        "council_district",
+        "community_board",
+    )
+    NUMERIC_COLUMNS = frozenset({"council_district", "community_board"})
+
+    column_name = models.CharField(max_length=16)
+    # NULL is a missing number, '' a missing text value: two values, as the trees have them.
+    value = models.TextField(null=True)  # noqa: DJ001
+    tree_dbh = models.PositiveSmallIntegerField(null=True)
+    count = models.IntegerField()
+    poor = models.IntegerField()  # of them in Poor health
+    recorded = models.IntegerField()  # of them with a health (dead trees and stumps have none)
+
+    class Meta:
+        constraints = [
+            # The triggers' upsert target, and the index one column's rows are read by.
+            models.UniqueConstraint(
+                fields=["column_name", "value", "tree_dbh"],
+                nulls_distinct=False,
+                name="treegroupcount_unique_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} trees: {self.column_name}={self.value}, {self.tree_dbh} in"
+
+
 class SyncRun(models.Model):
     """One run of `sync_trees`: what it fetched, what it changed, and how it ended."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Count,
     ExpressionWrapper,
     F,
@@ -22,6 +23,7 @@ from django.db.models import (
 )
 from django.db.models.functions import (
     ASin,
+    Cast,
     Coalesce,
     Cos,
     Power,
@@ -30,7 +32,7 @@ from django.db.models.functions import (
     Sqrt,
 )
 
-from trees.models import Borough, Health, Species, Status, Tree, TreeCount
+from trees.models import Borough, Health, Species, Status, Tree, TreeCount, TreeGroupCount
 
 
 def search_trees(queryset: QuerySet[Tree], term: str) -> QuerySet[Tree]:
@@ -245,6 +247,8 @@ GROUP_COLUMNS = (
 
 # The group columns TreeCount counts by: grouped by these alone, the counts answer.
 COUNTED_GROUP_COLUMNS = frozenset({"borough", "status", "health", "species"})
+# Grouped by one of these alone, TreeGroupCount answers (unfiltered, or by diameter).
+GROUP_COUNTED_COLUMNS = frozenset(TreeGroupCount.COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -256,7 +260,9 @@ class Group:
     poor_share: float | None
 
 
-def tree_groups(queryset: QuerySet[Tree] | QuerySet[TreeCount], by: Sequence[str]) -> list[Group]:
+def tree_groups(
+    queryset: QuerySet[Tree] | QuerySet[TreeCount] | QuerySet[TreeGroupCount], by: Sequence[str]
+) -> list[Group]:
     """The trees grouped by the `by` columns (of GROUP_COLUMNS): each group's count, mean and
     median trunk diameter, and share in Poor health of its trees whose health was recorded.
 
@@ -268,10 +274,28 @@ def tree_groups(queryset: QuerySet[Tree] | QuerySet[TreeCount], by: Sequence[str
     read from its running counts, the exact value `percentile_cont(0.5)` gives, interpolated
     between the middle two. Measured on 683,788 trees, by NTA: half the time of
     `percentile_cont` itself, which sorts every tree. Of TreeCount rows (by and filtered on
-    COUNTED_GROUP_COLUMNS only), the first step sums ~50,000 counts instead.
+    COUNTED_GROUP_COLUMNS only), the first step sums ~50,000 counts instead; of TreeGroupCount
+    rows (by one of GROUP_COUNTED_COLUMNS), that column's rows are the first step's already.
     """
     columns = ["species_id" if column == "species" else column for column in by]
-    if queryset.model is TreeCount:
+    if queryset.model is TreeGroupCount:
+        (column,) = by
+        numeric = column in TreeGroupCount.NUMERIC_COLUMNS
+        value = Cast("value", IntegerField()) if numeric else F("value")
+        fine = (
+            queryset.filter(column_name=column, count__gt=0)
+            .order_by()
+            # n a bigint, as COUNT(*) is: the mean's sum(n * dbh) is then numeric, not an
+            # integer division.
+            .values(
+                "poor",
+                "recorded",
+                **{column: value},
+                dbh=F("tree_dbh"),
+                n=Cast("count", BigIntegerField()),
+            )
+        )
+    elif queryset.model is TreeCount:
         fine = (
             queryset.filter(count__gt=0)
             .order_by()
