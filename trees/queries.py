@@ -331,19 +331,24 @@ def tree_groups(
     else:
         names, join = "", ""
     # Columns, names and table are this module's own constants; every value is a parameter.
+    # The running sums are of int (a group's count fits one) so that they are bigints, not
+    # numerics: the two tests per row of the median's positions, floor((measured - 1) / 2)
+    # and ceil((measured - 1) / 2) as integer divisions, are then integer arithmetic, which
+    # measured a third of the time of counts-based groups (by=zipcode) in numeric.
     sql = f"""
         WITH running AS (
             SELECT fine.*,
-                   sum(n) FILTER (WHERE dbh IS NOT NULL) OVER (
+                   sum(n::int) FILTER (WHERE dbh IS NOT NULL) OVER (
                        PARTITION BY {keys} ORDER BY dbh ROWS UNBOUNDED PRECEDING) AS upto,
-                   sum(n) FILTER (WHERE dbh IS NOT NULL) OVER (PARTITION BY {keys}) AS measured
+                   sum(n::int) FILTER (WHERE dbh IS NOT NULL) OVER (PARTITION BY {keys})
+                       AS measured
             FROM ({fine_sql}) AS fine
         ), medians AS (
             SELECT {grouped}, sum(n)::bigint AS n,
                    (sum(n * dbh) / max(measured))::float AS dbh_mean,
                    (max(measured) - 1) * 0.5 AS middle,
-                   min(dbh) FILTER (WHERE upto > floor((measured - 1) * 0.5)) AS low,
-                   min(dbh) FILTER (WHERE upto > ceil((measured - 1) * 0.5)) AS high,
+                   min(dbh) FILTER (WHERE upto > (measured - 1) / 2) AS low,
+                   min(dbh) FILTER (WHERE upto > measured / 2) AS high,
                    sum(poor)::float / nullif(sum(recorded), 0) AS poor_share
                    {names}
             FROM running {join}

@@ -90,6 +90,7 @@ CREATE TRIGGER trees_tree_group_count_truncates AFTER TRUNCATE ON trees_tree
 INSERT INTO trees_treegroupcount ({KEY}, count, poor, recorded)
 SELECT {KEY}, sum(change), sum(poor_change), sum(recorded_change)
 FROM ({counted("trees_tree", "1")}) AS changes GROUP BY {KEY};
+ANALYZE trees_treegroupcount;
 """
 
 DROP_TRIGGERS = """
