@@ -617,6 +617,12 @@ def learn(ctx: Context) -> None:
         else:
             response.raise_for_status()
 
+    learn_ordering(ctx)
+    learn_gzip(ctx)
+
+
+def learn_ordering(ctx: Context) -> None:
+    """Follow `next` from page 1 of ordering=-tree_dbh to page ORDERING_PAGE: its cursor."""
     url = f"{ctx.base}/api/v1/trees/?ordering=-tree_dbh"
     previous_dbh = None
     for page in range(1, ORDERING_PAGE + 1):
@@ -634,6 +640,8 @@ def learn(ctx: Context) -> None:
             url = body["next"]
     ctx.ordering_cursor = parse_qs(urlparse(url).query)["cursor"][0]
 
+
+def learn_gzip(ctx: Context) -> None:
     headers = {"Accept-Encoding": "gzip"}
     for _ in range(2):  # the second from the cache
         response = requests.get(f"{ctx.base}/api/v1/trees/", headers=headers, timeout=30)
