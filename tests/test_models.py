@@ -2,9 +2,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection
 
-from tests.counts import counted_trees, tree_counts
+from tests.counts import counted_groups, counted_trees, group_counts, tree_counts
 from tests.factories import SpeciesFactory, TreeFactory
-from trees.models import Borough, Health, Species, Status, Tree, TreeCount
+from trees.models import Borough, Health, Species, Status, Tree, TreeCount, TreeGroupCount
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +119,62 @@ def test_truncating_the_trees_clears_the_counts():
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign key check left pending
         cursor.execute("TRUNCATE trees_tree")
     assert not TreeCount.objects.exists()
+
+
+# --- TreeGroupCount, kept by triggers (migration 0006_perf_group_counts) ------------------------
+
+
+def test_group_counts_follow_inserts():
+    TreeFactory.create_batch(3, nta="BX29", tree_dbh=10, health=Health.POOR)
+    TreeFactory(nta="QN17", tree_dbh=10, council_district=None)
+    assert group_counts() == counted_groups()
+    assert group_counts()[("nta", "BX29", 10)] == (3, 3, 3)
+
+
+def test_group_counts_count_every_column_once_per_tree():
+    TreeFactory.create_batch(4)
+    totals = {}
+    for (column, _, _), (count, _, _) in group_counts().items():
+        totals[column] = totals.get(column, 0) + count
+    assert totals == dict.fromkeys(TreeGroupCount.COLUMNS, 4)
+
+
+def test_group_counts_follow_a_change_of_health():
+    """Health is no key: a tree turning Poor changes its keys' poor counts, not their counts."""
+    trees = TreeFactory.create_batch(2, health=Health.GOOD, nta="MN12", tree_dbh=5)
+    trees[0].health = Health.POOR
+    trees[0].save()
+    assert group_counts() == counted_groups()
+    assert group_counts()[("nta", "MN12", 5)] == (2, 1, 2)
+
+
+def test_group_counts_follow_a_bulk_update_of_the_columns():
+    TreeFactory.create_batch(5, zipcode="11375", community_board=406, tree_dbh=4)
+    Tree.objects.update(zipcode="10451", community_board=None, tree_dbh=30)
+    assert group_counts() == counted_groups()
+    assert group_counts()[("community_board", None, 30)] == (5, 0, 5)
+    assert ("zipcode", "11375", 4) not in group_counts()
+
+
+def test_group_counts_follow_deletes():
+    trees = TreeFactory.create_batch(4, nta="SI22")
+    trees[0].delete()
+    Tree.objects.filter(tree_id__in=[trees[1].tree_id, trees[2].tree_id]).delete()
+    assert group_counts() == counted_groups()
+    assert sum(count for (column, _, _), (count, _, _) in group_counts().items()
+               if column == "nta") == 1  # fmt: skip
+
+
+def test_an_update_of_other_columns_leaves_the_group_counts_alone():
+    TreeFactory.create_batch(2)
+    before = list(TreeGroupCount.objects.order_by("id").values_list("id", "count", "poor"))
+    Tree.objects.update(address="1 MAIN STREET", borough=Borough.BRONX)
+    assert list(TreeGroupCount.objects.order_by("id").values_list("id", "count", "poor")) == before
+
+
+def test_truncating_the_trees_clears_the_group_counts():
+    TreeFactory.create_batch(2)
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign key check left pending
+        cursor.execute("TRUNCATE trees_tree")
+    assert not TreeGroupCount.objects.exists()

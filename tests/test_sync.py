@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.counts import counted_trees, tree_counts
+from tests.counts import counted_groups, counted_trees, group_counts, tree_counts
 from tests.db import other_connection
 from tests.fakes.soda import DISPUTED_NAMES, MALFORMATIONS
 from tests.mirror import differences, expected_table, stored_table
@@ -202,6 +202,21 @@ def test_tree_counts_follow_every_kind_of_write(small_server):
     sync_from(small_server, full=True)
     assert tree_counts() == counted_trees()
     assert sum(tree_counts().values()) == len(small_server.rows())
+
+
+def test_group_counts_follow_every_kind_of_write(small_server):
+    """First load (counted by the loader), upserts and deletions (by the triggers)."""
+    sync_from(small_server)
+    assert group_counts() == counted_groups()
+    small_server.update_rows(40, health="Poor", nta="BX29")
+    small_server.add_rows(15)
+    sync_from(small_server)
+    assert group_counts() == counted_groups()
+    small_server.delete_rows(9)
+    sync_from(small_server, full=True)
+    assert group_counts() == counted_groups()
+    per_nta = [n for (column, _, _), (n, _, _) in group_counts().items() if column == "nta"]
+    assert sum(per_nta) == len(small_server.rows())
 
 
 def test_incremental_run_deletes_nothing(small_server):

@@ -41,7 +41,7 @@ from trees.columns import (
     Kind,
 )
 from trees.exceptions import SyncError
-from trees.models import Species, Tree, TreeCount
+from trees.models import Species, Tree, TreeCount, TreeGroupCount
 
 if TYPE_CHECKING:
     from trees.socrata import Page
@@ -61,6 +61,21 @@ COUNT_KEY = ", ".join(
         c for c in TreeCount._meta.constraints if c.name == "treecount_unique_group"
     ).fields
 )
+# TreeGroupCount's rows of a table of trees, as the triggers of migration 0005 count them.
+GROUP_COUNT_TABLE = TreeGroupCount._meta.db_table
+
+
+def group_counts_of(table: str) -> str:
+    """SQL that fills TreeGroupCount with the counts of the trees in `table`."""
+    unpivot = ", ".join(f"('{column}', rows.{column}::text)" for column in TreeGroupCount.COLUMNS)
+    return (
+        f"INSERT INTO {GROUP_COUNT_TABLE} (column_name, value, tree_dbh, count, poor, recorded) "
+        "SELECT unpivoted.column_name, unpivoted.value, rows.tree_dbh, count(*), "
+        "count(*) FILTER (WHERE rows.health = 'Poor'), count(*) FILTER (WHERE rows.health <> '') "
+        f"FROM {table} AS rows CROSS JOIN LATERAL (VALUES {unpivot}) "
+        "AS unpivoted (column_name, value) GROUP BY 1, 2, 3"
+    )
+
 
 logger = logging.getLogger(__name__)
 
@@ -665,10 +680,11 @@ class FirstLoad:
     DROP INDEX holds the table's ACCESS EXCLUSIVE lock until the run commits, so every API
     request touching the table would wait for the whole run. Here the load table is this
     transaction's own (nobody else can even see it): it gets the tree table's columns, checks
-    and primary key at once, its indexes, foreign keys and TreeCount's counts after the last
-    row, and then, in a moment, the swap: the empty tree table is dropped, the load table
-    renamed in its place, its indexes, keys and triggers renamed or created under the names
-    the migrations gave them (read from the catalogs, so later migrations find them).
+    and primary key at once, its indexes, foreign keys and TreeCount's and TreeGroupCount's
+    counts after the last row, and then, in a moment, the swap: the empty tree table is
+    dropped, the load table renamed in its place, its indexes, keys and triggers renamed or
+    created under the names the migrations gave them (read from the catalogs, so later
+    migrations find them).
 
     The whole of it is the run's transaction: a failed or interrupted load leaves the empty
     tree table as it was, and no load table. A table something else depends on (a view, a
@@ -727,6 +743,9 @@ class FirstLoad:
             f"DELETE FROM {COUNT_TABLE}",
             f"INSERT INTO {COUNT_TABLE} ({COUNT_KEY}, count) "
             f"SELECT {COUNT_KEY}, count(*) FROM {LOAD_TABLE} GROUP BY {COUNT_KEY}",
+            f"DELETE FROM {GROUP_COUNT_TABLE}",
+            group_counts_of(LOAD_TABLE),
+            f"ANALYZE {GROUP_COUNT_TABLE}",  # read by one column's index range, not a sort
         ]
         with connection.cursor() as cursor:
             for statement in statements:

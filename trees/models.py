@@ -83,6 +83,30 @@ class UserType(models.TextChoices):
     NYC_PARKS_STAFF = "NYC Parks Staff"
 
 
+# The partial indexes of Tree.Meta: (name, the trees it holds).
+RARE_VALUE_INDEXES = [
+    # ORs, not IN: Postgres spells an IN list's index predicate back differently, so a first
+    # load (which rebuilds indexes from their definitions) would not match the migrations.
+    ("tree_steward_rare_idx", models.Q(steward="3or4") | models.Q(steward="4orMore")),
+    ("tree_guards_rare_idx", models.Q(guards="Harmful") | models.Q(guards="Unsure")),
+    ("tree_curb_offset_idx", models.Q(curb_loc="OffsetFromCurb")),
+    *(
+        (f"tree_{flag}_idx", models.Q(**{flag: True}))
+        for flag in (
+            "root_stone",
+            "root_grate",
+            "root_other",
+            "trunk_wire",
+            "trnk_light",
+            "trnk_other",
+            "brch_light",
+            "brch_shoe",
+            "brch_other",
+        )
+    ),
+]
+
+
 class Tree(models.Model):
     """One row of the 2015 census (Socrata dataset uvpi-gqnh), keyed by its `tree_id`."""
 
@@ -168,9 +192,30 @@ class Tree(models.Model):
             # pair (Bronx and Poor, 0.5%) takes 0.1 ms instead of 2.6 ms; in bench_api.py
             # 462 instead of 351 requests/s, p95 13 instead of 20 ms.
             models.Index(fields=["borough", "health", "tree_id"], name="tree_borough_health_idx"),
-            # Few values: small (deduplicated) indexes for counting and rare values (Dead).
-            models.Index(fields=["health"], name="tree_health_idx"),
-            models.Index(fields=["status"], name="tree_status_idx"),
+            # Few values, in key order: a rare one (Dead, Poor) with a second filter walks
+            # only its own trees. Alone on (status), `status=Dead&species=...` (no dead tree
+            # has a species) walked the whole key: 1 s instead of 0.1 s (issue 11's
+            # filters_two; the planner takes the two as independent).
+            models.Index(fields=["health", "tree_id"], name="tree_health_idx"),
+            models.Index(fields=["status", "tree_id"], name="tree_status_idx"),
+            # Many values, each rare (an NTA is 0.5% of the trees, a tract a few trees):
+            # `nta=BX29&root_stone=Yes` 0.6 s walking the key, a few ms here.
+            models.Index(fields=["nta", "tree_id"], name="tree_nta_idx"),
+            models.Index(fields=["census_tract", "tree_id"], name="tree_census_tract_idx"),
+            models.Index(fields=["community_board", "tree_id"], name="tree_community_board_idx"),
+            models.Index(fields=["council_district", "tree_id"], name="tree_council_idx"),
+            # Rare values of common columns (1-4% of the trees) and the problem flags' Yes
+            # (3-10%), partial so each holds only those trees: two such filters together
+            # (`steward=4orMore&brch_shoe=Yes`, 0.03%) walk one of them, not the key.
+            *(
+                models.Index(fields=["tree_id"], condition=condition, name=name)
+                for name, condition in RARE_VALUE_INDEXES
+            ),
+            # `problem=` (part of the problem list): trigrams, as for addresses.
+            GinIndex(
+                OpClass(Upper("problems"), name="gin_trgm_ops"),
+                name="tree_problems_trgm_idx",
+            ),
             # The orderings of trees/ (trees.keyset): each a range of (value, tree_id), so a
             # deep page costs what the first does. Read backwards for descending orders. The
             # diameter one also serves dbh_min/dbh_max, as (tree_dbh) alone did; the species
@@ -247,6 +292,55 @@ class TreeCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.count} trees: {self.borough}, {self.status}, {self.health or '-'}"
+
+
+class TreeGroupCount(models.Model):
+    """How many trees share each value of one of COLUMNS and diameter, how many of them are in
+    Poor health and how many have their health recorded: ~40k rows.
+
+    `groups/` grouped by one of these columns (and filtered on diameter at most)
+    sums one column's rows instead of reading 683,788 trees (queries.tree_groups): reading a
+    column that far along each tree row is most of that query's cost. Kept exact in the same
+    transaction as every write by statement-level triggers on the tree table, as TreeCount
+    is (migration 0006_perf_group_counts); a first load counts them itself (trees.loader).
+    A count can reach 0 and stay.
+    """
+
+    # The tree columns counted here: the group columns TreeCount does not count by. Their
+    # values are stored as text (`council_district` 33 as '33'), NULL for a missing number.
+    COLUMNS = (
+        "nta",
+        "zipcode",
+        "steward",
+        "guards",
+        "curb_loc",
+        "sidewalk",
+        "user_type",
+        "council_district",
+        "community_board",
+    )
+    NUMERIC_COLUMNS = frozenset({"council_district", "community_board"})
+
+    column_name = models.CharField(max_length=16)
+    # NULL is a missing number, '' a missing text value: two values, as the trees have them.
+    value = models.TextField(null=True)  # noqa: DJ001
+    tree_dbh = models.PositiveSmallIntegerField(null=True)
+    count = models.IntegerField()
+    poor = models.IntegerField()  # of them in Poor health
+    recorded = models.IntegerField()  # of them with a health (dead trees and stumps have none)
+
+    class Meta:
+        constraints = [
+            # The triggers' upsert target, and the index one column's rows are read by.
+            models.UniqueConstraint(
+                fields=["column_name", "value", "tree_dbh"],
+                nulls_distinct=False,
+                name="treegroupcount_unique_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} trees: {self.column_name}={self.value}, {self.tree_dbh} in"
 
 
 class SyncRun(models.Model):

@@ -1,15 +1,21 @@
 """groups/: the trees matching the filters, grouped, each group counted and measured."""
 
+import json
+from urllib.parse import urlencode
+
 import pytest
 from django.db import connection, transaction
+from django.http import QueryDict
 from django.test.utils import CaptureQueriesContext
 
 from tests.api.conftest import assert_bad_parameter
 from tests.api.schema import assert_matches_schema
 from tests.factories import TreeFactory
+from trees.api.filters import TreeFilterSet
+from trees.api.serializers import GroupsSerializer
 from trees.cache import bump_data_version
 from trees.models import Tree
-from trees.queries import GROUP_COLUMNS
+from trees.queries import GROUP_COLUMNS, GROUP_COUNTED_COLUMNS, tree_groups
 
 GROUPS = "/api/v1/groups/"
 
@@ -147,7 +153,8 @@ def tables_read(api_client, query: dict) -> set[str]:
     with CaptureQueriesContext(connection) as queries:
         assert api_client.get(GROUPS, query).status_code == 200
     sql = " ".join(query["sql"] for query in queries.captured_queries)
-    return {table for table in ("trees_tree", "trees_treecount") if f'"{table}"' in sql}
+    tables = ("trees_tree", "trees_treecount", "trees_treegroupcount")
+    return {table for table in tables if f'"{table}"' in sql}
 
 
 def test_groups_by_and_filtered_on_counted_columns_read_only_the_counts(api_client, census):
@@ -161,9 +168,44 @@ def test_groups_by_and_filtered_on_counted_columns_read_only_the_counts(api_clie
     ]
 
 
-@pytest.mark.parametrize("query", [{"by": "nta"}, {"by": "borough", "zipcode": "11375"}])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"by": "nta", "health": "Good"},
+        {"by": "borough", "zipcode": "11375"},
+        {"by": "nta,borough"},
+    ],
+)
 def test_groups_by_or_filtered_on_other_columns_read_the_trees(api_client, census, query):
     assert tables_read(api_client, query) == {"trees_tree"}
+
+
+@pytest.mark.parametrize("query", [{"by": "nta"}, {"by": "council_district", "dbh_min": "10"}])
+def test_groups_by_one_group_counted_column_read_only_its_counts(api_client, census, query):
+    assert tables_read(api_client, query) == {"trees_treegroupcount"}
+
+
+@pytest.mark.parametrize("column", sorted(GROUP_COUNTED_COLUMNS))
+@pytest.mark.parametrize("query", [{}, {"dbh_min": "5", "dbh_max": "40"}], ids=["all", "dbh"])
+def test_group_counts_answer_as_the_trees_do(api_client, census, column, query):
+    """Same groups, order, means, medians and shares as the same query of the trees."""
+    TreeFactory.create_batch(
+        4,
+        tree_dbh=7,
+        health="Poor",
+        council_district=33,
+        community_board=101,
+        nta="BX29",
+        user_type="Volunteer",
+    )
+    TreeFactory.create_batch(
+        3, tree_dbh=None, community_board=None, steward="", guards="", curb_loc="", sidewalk=""
+    )
+    trees = TreeFilterSet(QueryDict(urlencode(query)), queryset=Tree.objects.all()).qs
+    from_trees = tree_groups(trees, [column])
+    assert len(from_trees) > 1
+    body = GroupsSerializer({"by": [column], "total": 0, "groups": from_trees}).data
+    assert groups(api_client, by=column, **query) == json.loads(json.dumps(body["groups"]))
 
 
 def test_every_group_column_can_be_grouped_by(api_client, census):

@@ -23,7 +23,7 @@ from trees.api.fields import ITEM_FIELDS_PARAMETER, TreeItemFilterSet
 from trees.api.filters import GroupFilterSet, SpeciesFilterSet, TreeFilterSet
 from trees.api.pagination import TreeCursorPagination
 from trees.api.renderers import GeoJSONRenderer
-from trees.models import Tree, TreeCount
+from trees.models import Tree, TreeCount, TreeGroupCount
 
 ERROR = serializers.ErrorSerializer
 COMMON_RESPONSES = {
@@ -198,6 +198,8 @@ class GroupsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
     pagination_class = None
 
     counted_parameters = StatsViewSet.counted_parameters | {"by"}
+    # By one of TreeGroupCount's columns, with these parameters at most: from its counts.
+    group_counted_parameters = frozenset({"by", "dbh_min", "dbh_max", "format"})
 
     def list(self, request):
         trees = self.filter_queryset(self.get_queryset())  # also answers 400 to a bad parameter
@@ -208,6 +210,14 @@ class GroupsViewSet(CachedResponseMixin, viewsets.GenericViewSet):
         ):
             # As stats/ does: the same filters and groups from ~50,000 counts.
             trees = GroupFilterSet(request.query_params, queryset=TreeCount.objects.all()).qs
+        elif (
+            request.query_params.keys() <= self.group_counted_parameters
+            and len(by) == 1
+            and by[0] in queries.GROUP_COUNTED_COLUMNS
+        ):
+            # By nta, say: one column's ~10,000 counts instead of every tree.
+            counts = TreeGroupCount.objects.filter(column_name=by[0])
+            trees = GroupFilterSet(request.query_params, queryset=counts).qs
         groups = queries.tree_groups(trees, by)
         body = {"by": by, "total": sum(group.count for group in groups), "groups": groups}
         return Response(self.get_serializer(body).data)
