@@ -130,6 +130,12 @@ def test_either_etag_gets_a_304_whatever_the_encoding_asked(api_client, big_page
         assert response.content == b""
 
 
+def test_a_weak_or_listed_etag_matches_too(api_client, big_page):
+    etag = api_client.get(big_page, **GZIP)["ETag"]
+    for sent in (f"W/{etag}", f'"other", {etag}'):
+        assert api_client.get(big_page, HTTP_IF_NONE_MATCH=sent, **GZIP).status_code == 304
+
+
 def test_a_gzip_etag_is_a_304_with_no_stored_body(api_client, big_page):
     etag = api_client.get(big_page, **GZIP)["ETag"]
     cache.delete_pattern("api:*")
