@@ -40,6 +40,12 @@ if HAS_EXPORT:
 PAGE_SIZE = 7
 
 
+def known[T](value: T | Unset) -> T:
+    """A key the schema leaves optional (`fields=` may leave any out) but we did not."""
+    assert not isinstance(value, Unset)
+    return value
+
+
 def cursor_of(link: str | Unset | None) -> str | None:
     """The `cursor` parameter of a `next` link: what the generated call takes."""
     if not isinstance(link, str):
@@ -56,7 +62,7 @@ def three_pages(client: Client) -> list[list[int]]:
         else:
             page = trees_list.sync(client=client, page_size=PAGE_SIZE, cursor=cursor)
         assert isinstance(page, PaginatedTreeList), page
-        pages.append([tree.tree_id for tree in page.results])
+        pages.append([known(tree.tree_id) for tree in page.results])
         cursor = cursor_of(page.next_)
         assert cursor is not None, "a census of more than three pages has a next page"
     return pages
@@ -69,14 +75,15 @@ def main(base_url: str) -> dict[str, object]:
     first = trees_list.sync(client=client, page_size=PAGE_SIZE)
     assert isinstance(first, PaginatedTreeList), first
     one = first.results[0]
-    detail = trees_retrieve.sync(one.tree_id, client=client)
+    detail = trees_retrieve.sync(known(one.tree_id), client=client)
     assert isinstance(detail, TreeDetail), detail
+    species = known(detail.species)
     report["detail"] = {
-        "tree_id": detail.tree_id,
-        "borough": detail.borough.value,
-        "latitude": detail.latitude,
-        "longitude": detail.longitude,
-        "species": None if detail.species is None else detail.species.latin_name,
+        "tree_id": known(detail.tree_id),
+        "borough": known(detail.borough).value,
+        "latitude": known(detail.latitude),
+        "longitude": known(detail.longitude),
+        "species": None if species is None else species.latin_name,
     }
 
     features = trees_list.sync(client=client, page_size=PAGE_SIZE, format_=TreesListFormat.GEOJSON)
@@ -107,9 +114,9 @@ def main(base_url: str) -> dict[str, object]:
     every_species = species_list.sync(client=client)
     assert isinstance(every_species, list), every_species
     chosen = max(every_species, key=lambda species: species.tree_count)
-    species = species_retrieve.sync(chosen.id, client=client)  # an integer id
-    assert isinstance(species, Species), species
-    report["species"] = {"id": species.id, "tree_count": species.tree_count}
+    one_species = species_retrieve.sync(chosen.id, client=client)  # an integer id
+    assert isinstance(one_species, Species), one_species
+    report["species"] = {"id": one_species.id, "tree_count": one_species.tree_count}
 
     if HAS_EXPORT:
         csv = trees_export_csv_retrieve.sync(client=client)

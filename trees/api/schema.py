@@ -13,7 +13,7 @@ follows them without a declaration each:
   GeoJSON, by `format` or Accept. openapi-python-client (like most generators) parses every
   200 with the schema of its first media type it knows, so a GeoJSON answer went through the
   JSON model (`KeyError: 'results'`). The first media type's schema becomes a `oneOf` of
-  both bodies: the generated client tries the JSON model, then the GeoJSON one, and returns
+  both bodies: the generated client tries the GeoJSON model, then the JSON one, and returns
   whichever fits, typed as the union. The other media types keep their exact schema.
 - **Bodies read as what they are.** A `format: binary` string is a file to openapi-python-
   client, which wraps what it read in BytesIO; but it reads a `text/*` body as text and a
@@ -132,10 +132,14 @@ def _union_of_media_types(operation: dict) -> None:
         schemas = [media["schema"] for media in content.values() if "schema" in media]
         if len(content) < 2 or len(schemas) != len(content):
             continue
-        distinct = [s for i, s in enumerate(schemas) if s not in schemas[:i]]
-        if len(distinct) > 1:
+        # The first media type's own schema goes last: a generated client takes the first
+        # alternative that parses, and a GeoJSON body's `type` is always required, where a
+        # JSON tree may have no required key at all (`fields=`) and would parse anything.
+        others = [schema for schema in schemas[1:] if schema != schemas[0]]
+        distinct = [s for i, s in enumerate(others) if s not in others[:i]]
+        if distinct:
             first = next(iter(content.values()))
-            first["schema"] = {"oneOf": distinct}
+            first["schema"] = {"oneOf": [*distinct, schemas[0]]}
 
 
 def _is_json(media_type: str) -> bool:
