@@ -9,7 +9,6 @@ dicts read by hand.
 Usage: python client_script.py BASE_URL
 """
 
-import importlib.util
 import json
 import sys
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +17,7 @@ from nyc_trees_client import Client
 from nyc_trees_client.api.groups import groups_list
 from nyc_trees_client.api.species import species_list, species_retrieve
 from nyc_trees_client.api.stats import stats_list
-from nyc_trees_client.api.trees import trees_list, trees_retrieve
+from nyc_trees_client.api.trees import trees_export_csv_retrieve, trees_list, trees_retrieve
 from nyc_trees_client.models import (
     PaginatedTreeList,
     Species,
@@ -29,13 +28,6 @@ from nyc_trees_client.models import (
     TreeStats,
 )
 from nyc_trees_client.types import Unset
-
-# The CSV export is helper "export"'s (issue 11): used where the schema has it. mypy is run
-# with --always-false HAS_EXPORT when it has not, so that branch is not checked against a
-# module that does not exist.
-HAS_EXPORT = importlib.util.find_spec("nyc_trees_client.api.trees.trees_export_csv_retrieve")
-if HAS_EXPORT:
-    from nyc_trees_client.api.trees import trees_export_csv_retrieve
 
 PAGE_SIZE = 7
 
@@ -118,10 +110,9 @@ def main(base_url: str) -> dict[str, object]:
     assert isinstance(one_species, Species), one_species
     report["species"] = {"id": one_species.id, "tree_count": one_species.tree_count}
 
-    if HAS_EXPORT:
-        csv = trees_export_csv_retrieve.sync(client=client)
-        assert isinstance(csv, str), csv
-        report["export_lines"] = len(csv.splitlines())
+    csv = trees_export_csv_retrieve.sync(client=client)
+    assert isinstance(csv, str), csv
+    report["export_lines"] = len(csv.splitlines())
     return report
 
 
