@@ -7,9 +7,11 @@ themselves live in trees.queries.
 
 One meaning per query: a categorical filter given more than once means any of its values
 (`borough=Bronx&borough=Queens`, OR; AnyOfFilter), and any other parameter given more than
-once is a 400 naming it. normalised_query() gives what a request means, as validated here:
-the response cache keys by it, so two requests share a cached answer only when they mean
-the same.
+once is a 400 naming it. Categorical values match ignoring case and clean to the census's
+own spelling (`queens` -> `Queens`), which the schema documents as a pattern matching each
+value in any case (any_case_pattern). normalised_query() gives what a request means, as
+validated here: the response cache keys by it, so two requests share a cached answer only
+when they mean the same.
 """
 
 import copy
@@ -412,7 +414,7 @@ class FilterSet(filters.FilterSet):
         """The given filters' values, as this FilterSet's form cleans them, for normalised_query.
 
         Field by field, for the parameters given only: the form would bind and clean all of
-        its fields (17 for trees/), which measured ten times the cost, on the hot path of
+        its fields (34 for trees/), which measured ten times the cost, on the hot path of
         every cached response with a query (benchmarks/bench_api.py, cached_filtered). The
         same fields and widgets clean each value, and these forms have no form-wide clean(),
         so the outcome is the form's; tests/api/test_filters.py holds the two to agreeing.

@@ -29,7 +29,7 @@ from trees import keyset
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-MAX_CURSOR_LENGTH = 1000  # a latin name of 200 characters fits, base64'd, several times
+MAX_CURSOR_LENGTH = 4000  # a 200-character latin name, percent-encoded UTF-8 and base64: 2,400
 CURSOR_FIELDS = frozenset({"s", "v", "p", "r"})
 
 

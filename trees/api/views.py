@@ -50,8 +50,8 @@ ID_PATTERN = r"[0-9]{1,18}"
 @extend_schema_view(
     list=extend_schema(
         summary="List trees",
-        description="Trees matching every filter given, paged by cursor in `tree_id` order "
-        "(or by distance from `near`). JSON by default; GeoJSON FeatureCollection with "
+        description="Trees matching every filter given, paged by cursor in the `ordering` "
+        "asked for (`tree_id` by default). JSON by default; GeoJSON FeatureCollection with "
         "`format=geojson` or `Accept: application/geo+json`.",
         parameters=[FORMAT],
         responses={
