@@ -24,8 +24,9 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, QuerySet, Value
 
 from trees.models import Tree
 
@@ -85,8 +86,11 @@ def _rows_sql(trees: QuerySet[Tree], columns: Sequence[str]) -> tuple[str, tuple
         for name in columns
         if name in ("species_latin_name", "species_common_name")
     }
-    rows = trees.order_by("tree_id").values(*plain, **names)
-    sql, params = rows.query.sql_with_params()
+    try:
+        sql, params = trees.order_by("tree_id").values(*plain, **names).query.sql_with_params()
+    except EmptyResultSet:  # a filter that matches nothing, such as an unknown species name
+        nothing = trees.model.objects.filter(Value(False)).values(*plain, **names)
+        sql, params = nothing.query.sql_with_params()
     return sql, tuple(params)
 
 
@@ -181,10 +185,12 @@ def feature_lines(trees: QuerySet[Tree], columns: Sequence[str]) -> Iterator[byt
 def feature_collection(trees: QuerySet[Tree], columns: Sequence[str]) -> Iterator[bytes]:
     """A GeoJSON FeatureCollection of `trees`, in chunks."""
 
+    sql, params = features_sql(trees, columns)  # now: a failure is the view's, not the stream's
+
     def pieces() -> Iterator[bytes]:
         yield _FEATURE_COLLECTION_HEAD
         separator = b""
-        with closing(_copy_rows(*features_sql(trees, columns))) as lines:
+        with closing(_copy_rows(sql, params)) as lines:
             for line in lines:  # a Feature and its "\n"
                 yield separator
                 yield line

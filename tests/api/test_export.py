@@ -357,3 +357,21 @@ def test_a_client_gone_mid_export_ends_the_copy_and_leaves_the_connection_usable
     chunks.close()  # as the response does when the WSGI server closes it (client gone)
     assert not connection.in_atomic_block  # the export's transaction rolled back
     assert Tree.objects.count() == 3000
+
+
+@pytest.mark.parametrize("url", EXPORTS)
+def test_a_filter_that_can_match_nothing_exports_no_tree(api_client, census, url):
+    response = api_client.get(f"{url}?species=no such tree&fields=tree_id")
+    if url == CSV:
+        assert body(response) == b"tree_id\n"
+    else:
+        assert features(response) == []
+
+
+def test_the_geojson_export_matches_its_schema(api_client, census):
+    import jsonschema
+
+    from tests.api.schema import response_schema
+
+    schema = response_schema("/api/v1/trees/export.geojson", 200, "application/geo+json")
+    jsonschema.Draft202012Validator(schema).validate(json.loads(body(api_client.get(GEOJSON))))

@@ -19,7 +19,7 @@ from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.http import http_date
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics
+from rest_framework import generics, serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 
@@ -27,7 +27,7 @@ from trees import cache as data_cache
 from trees import export, queries
 from trees.api import filters
 from trees.api.fields import TreeExportFilterSet
-from trees.api.serializers import ErrorSerializer
+from trees.api.serializers import ErrorSerializer, PointSerializer
 
 
 class ErrorsAsJSON(BaseContentNegotiation):
@@ -105,7 +105,25 @@ class TreeExportView(generics.GenericAPIView):
         return response
 
 
-def _schema(kind: str, media_type: str, what: str):
+class ExportFeatureSerializer(serializers.Serializer):
+    """Schema only: a Feature of the GeoJSON exports (properties: the `fields` columns)."""
+
+    type = serializers.ChoiceField(choices=["Feature"])
+    id = serializers.IntegerField(help_text="The tree_id.")
+    geometry = PointSerializer()
+    properties = serializers.DictField(
+        help_text="The export's columns but the coordinates (or those `fields` names)."
+    )
+
+
+class ExportFeatureCollectionSerializer(serializers.Serializer):
+    """Schema only: the body of export.geojson."""
+
+    type = serializers.ChoiceField(choices=["FeatureCollection"])
+    features = ExportFeatureSerializer(many=True)
+
+
+def _schema(kind: str, media_type: str, what: str, body=OpenApiTypes.BINARY):
     return extend_schema(
         summary=f"Export trees as {kind}",
         description=f"{what} Every filter of `trees/` applies (the same values and 400s); "
@@ -114,7 +132,7 @@ def _schema(kind: str, media_type: str, what: str):
         "`trees-<date>-v<data version>`.",
         filters=True,  # not a list action, but it takes the filters of one
         responses={
-            (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description=what),
+            (200, media_type): OpenApiResponse(body, description=what),
             304: OpenApiResponse(
                 description="Not modified: the ETag or date you sent is current."
             ),
@@ -135,7 +153,12 @@ class TreeCSVExportView(TreeExportView):
     rows = staticmethod(export.csv_rows)
 
 
-@_schema("GeoJSON", "application/geo+json", "One GeoJSON FeatureCollection of every tree.")
+@_schema(
+    "GeoJSON",
+    "application/geo+json",
+    "One GeoJSON FeatureCollection of every tree.",
+    ExportFeatureCollectionSerializer,
+)
 class TreeGeoJSONExportView(TreeExportView):
     extension = "geojson"
     media_type = export.GEOJSON_MEDIA_TYPE
