@@ -117,7 +117,7 @@ FILTER_VALUES: dict[str, list[str] | Callable[[random.Random], str]] = {
     "sidewalk": ["NoDamage", "Damage"],
     "problem": ["Stones", "Sneakers", "BranchLights"],
     "dbh_min": ["30", "60"],
-    "dbh_max": ["3", "10"],
+    "dbh_max": ["10", "40"],  # with dbh_min: bands (30-40) and empty ranges (60-40)
     "bbox": _box,
     "near": _point,  # radius: the default 250 m
     # Added by issue 11 (spec11.md's names); "not available" until the branch has them.
