@@ -31,9 +31,16 @@ def generate(rows: int) -> int:
     return rows
 
 
+def server_env(**extra: str) -> dict[str, str]:
+    """This module's tests export more often than a client may (API_EXPORT_THROTTLE_RATE)."""
+    return database_env(
+        SECRET_KEY="export-" + "k" * 60, API_EXPORT_THROTTLE_RATE="1000/minute", **extra
+    )
+
+
 @pytest.fixture
 def server():
-    with gunicorn(database_env(SECRET_KEY="export-" + "k" * 60)) as running:
+    with gunicorn(server_env()) as running:
         yield running
 
 
@@ -56,8 +63,7 @@ def slow_get(url: str, path: str, *, seconds: float) -> bytes:
 
 def test_a_client_reading_slower_than_the_worker_timeout_gets_the_whole_export():
     generate(ROWS)
-    env = database_env(SECRET_KEY="export-" + "k" * 60, GUNICORN_TIMEOUT="2")
-    with gunicorn(env) as server:
+    with gunicorn(server_env(GUNICORN_TIMEOUT="2")) as server:
         raw = slow_get(server.url, CSV, seconds=6)  # three times the timeout
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")), head[:200]
@@ -148,3 +154,18 @@ def test_a_client_gone_mid_export_leaves_the_worker_serving(server):
     server.process.terminate()
     server.process.wait(timeout=30)
     assert "Traceback" not in server.logs()
+
+
+def test_exports_past_their_allowance_are_a_429_with_retry_after_through_gunicorn():
+    generate(50)
+    env = database_env(SECRET_KEY="export-" + "k" * 60, API_EXPORT_THROTTLE_RATE="2/hour")
+    with gunicorn(env) as server:
+        answers = [requests.get(server.url + CSV, timeout=30) for _ in range(3)]
+        listing = requests.get(server.url + "/api/v1/trees/", timeout=30)
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[0].text.count("\n") == 51  # the header row and every tree
+    assert answers[2].json()["status"] == 429
+    assert 1 <= int(answers[2].headers["Retry-After"]) <= 3600
+    assert answers[2].headers["RateLimit-Limit"] == "2"
+    assert answers[2].headers["RateLimit-Remaining"] == "0"
+    assert listing.status_code == 200  # the general allowance is counted apart
