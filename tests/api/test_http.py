@@ -4,6 +4,7 @@ body, gzip and CORS on the wire) is tested through gunicorn below as well."""
 
 import gzip
 import http.client
+import uuid
 from urllib.parse import urlsplit
 
 import pytest
@@ -356,7 +357,14 @@ def test_no_cors_outside_the_api(client, db):
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    return database_env(SECRET_KEY="http-" + "k" * 60, API_THROTTLE_RATE="1000/minute", **extra)
+    """A server whose throttle counts start at zero: gunicorn's Redis is not the one the
+    tests' cache fixture empties, so counters of other tests' servers would last their window."""
+    return database_env(
+        SECRET_KEY="http-" + "k" * 60,
+        API_THROTTLE_RATE="1000/minute",
+        CACHE_KEY_PREFIX=f"test-http-{uuid.uuid4().hex}",
+        **extra,
+    )
 
 
 def raw_request(url: str, method: str, path: str, headers: dict[str, str]):
