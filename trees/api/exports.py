@@ -12,7 +12,6 @@ here, chunk by chunk), when Accept-Encoding allows it.
 """
 
 import hashlib
-import re
 
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.cache import get_conditional_response, patch_vary_headers
@@ -26,6 +25,7 @@ from rest_framework.renderers import JSONRenderer
 from trees import cache as data_cache
 from trees import export, queries
 from trees.api import filters
+from trees.api.caching import accepts_gzip
 from trees.api.fields import TreeExportFilterSet
 from trees.api.serializers import ErrorSerializer, PointSerializer
 
@@ -35,20 +35,6 @@ class ErrorsAsJSON(BaseContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
-
-
-def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether Accept-Encoding allows gzip (`gzip` or `*`, with a q above 0)."""
-    for item in accept_encoding.split(","):
-        coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "x-gzip", "*"):
-            continue
-        match = re.search(r"q\s*=\s*([0-9.]+)", params)
-        try:
-            return match is None or float(match.group(1)) > 0
-        except ValueError:
-            return False
-    return False
 
 
 class TreeExportView(generics.GenericAPIView):
