@@ -15,7 +15,7 @@ from trees.models import (
     Tree,
     UserType,
 )
-from trees.queries import GROUP_COLUMNS
+from trees.queries import GROUP_COLUMNS, TREE_SUMMARY_COLUMNS
 
 
 class SpeciesSummarySerializer(serializers.ModelSerializer):
@@ -40,26 +40,8 @@ ITEM_FIELDS: tuple[str, ...] = (
 )
 # What a list item carries without `fields=`.
 LIST_FIELDS = [
-    "tree_id",
-    "status",
-    "health",
-    "species",
-    "tree_dbh",
-    "stump_diam",
-    "curb_loc",
-    "steward",
-    "guards",
-    "sidewalk",
-    "problems",
-    "address",
-    "zipcode",
-    "borough",
-    "nta",
-    "latitude",
-    "longitude",
-    "surveyed_on",
-    "distance",
-]
+    "species" if column == "species_id" else column for column in TREE_SUMMARY_COLUMNS
+] + ["distance"]
 
 
 class OptionalKeys:
