@@ -117,9 +117,11 @@ def check_curl(command: list[str], server_url: str, out: Path) -> str | None:
     return None
 
 
-def check_python(code: str, server_url: str) -> str | None:
+def check_python(code: str, server_url: str, cwd: Path) -> str | None:
+    """What is wrong with one python example, run where any file it writes is thrown away."""
     result = subprocess.run(
         [sys.executable, "-c", code.replace(README_ORIGIN, server_url)],
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
@@ -141,7 +143,7 @@ def test_every_readme_example_answers_with_data(soda_server_factory, tmp_path):
             if problem:
                 failures.append(f"{shlex.join(command)}: {problem}")
         for code in python_one_liners():
-            problem = check_python(code, server.url)
+            problem = check_python(code, server.url, tmp_path)
             if problem:
                 failures.append(f"python -c {code!r}: {problem}")
     assert not failures, "\n".join(failures)
