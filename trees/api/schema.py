@@ -1,4 +1,5 @@
-"""What drf-spectacular's schema leaves out or says in a way generated clients misread.
+"""The schema view (SchemaView, at the end), and what drf-spectacular's schema leaves out or
+says in a way generated clients misread.
 
 One postprocessing hook (SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]) works on the finished
 schema, by rules over the document alone, so every operation, today's and those to come,
@@ -37,6 +38,14 @@ follows them without a declaration each:
 
 import copy
 import re
+import threading
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils import translation
+from drf_spectacular.views import SpectacularAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 JSON = "application/json"
 ERROR_SCHEMA = {"$ref": "#/components/schemas/Error"}
@@ -176,3 +185,40 @@ def _document_headers(operation: dict) -> None:
         headers = response.setdefault("headers", {})
         for name in names:
             headers.setdefault(name, _ref(name))
+
+
+# Schemas made by this process, by (API version, language). Cleared when a setting changes
+# (tests override settings the schema reads, such as throttle rates).
+_schemas: dict[tuple[str | None, str | None], dict] = {}
+_schemas_lock = threading.Lock()
+
+
+class SchemaView(SpectacularAPIView):
+    """drf-spectacular's view, generating one schema at a time per process and keeping it.
+
+    drf-spectacular's generator keeps the view it inspects in module-global state, so two
+    threads of one gunicorn gthread worker generating at once break each other ("Schema
+    generation REQUIRES a view instance", a 500; tfranzel/drf-spectacular#1123): the docs
+    page and a client asking together was enough (tests/api/test_schema_server.py). The
+    schema depends only on the code and the settings, so the first request per version and
+    language makes it under a lock, and every later one reuses it (also sparing each ~0.3 s
+    of generation).
+    """
+
+    def _get_schema_response(self, request: Request) -> Response:
+        key = (request.version, translation.get_language())
+        with _schemas_lock:
+            schema = _schemas.get(key)
+            if schema is None:
+                generator = self.generator_class(
+                    urlconf=self.urlconf, api_version=self.api_version
+                )
+                schema = generator.get_schema(request=request, public=self.serve_public)
+                _schemas[key] = schema
+        return Response(schema)
+
+
+@receiver(setting_changed)
+def _forget_schemas(**kwargs) -> None:
+    with _schemas_lock:
+        _schemas.clear()

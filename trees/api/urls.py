@@ -2,10 +2,10 @@
 and its docs page."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from trees.api import exports, views
+from trees.api import exports, schema, views
 
 router = SimpleRouter()
 router.register("trees", views.TreeViewSet, basename="tree")
@@ -24,7 +24,7 @@ urlpatterns = [
     ),
     path("trees/export.ndjson", exports.TreeNDJSONExportView.as_view(), name="tree-export-ndjson"),
     path("", include(router.urls)),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", schema.SchemaView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file (docs/?script), since the
     # Content-Security-Policy allows no inline script. (No Redoc page: its bundle always
     # loads its logo from cdn.redoc.ly, and the docs must not send visitors elsewhere.)
