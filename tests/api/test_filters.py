@@ -177,6 +177,7 @@ def test_invalid_parameter_is_a_400_naming_it(api_client, census, query, paramet
     "query",
     [
         {"dbh_min": "20", "dbh_max": "10"},
+        {"created_min": "2015-08-02", "created_max": "2015-08-01"},
         {"bbox": "-73.9,40.6,-74.0,40.8"},  # min_lon > max_lon
         {"bbox": "-74.0,40.8,-73.9,40.6"},  # min_lat > max_lat
     ],
@@ -184,6 +185,26 @@ def test_invalid_parameter_is_a_400_naming_it(api_client, census, query, paramet
 def test_an_inverted_range_matches_no_tree(api_client, census, query):
     # Not a 400: the schema allows these values, and a range from 20 down to 10 is empty.
     assert listed_ids(api_client.get(TREES, query)) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "extra", "empty"),
+    [
+        (TREES, {}, lambda body: body["results"] == []),
+        ("/api/v1/stats/", {}, lambda body: body["total"] == 0),
+        ("/api/v1/groups/", {"by": "borough"}, lambda body: body["groups"] == []),
+        ("/api/v1/species/", {}, lambda body: body == []),
+        ("/api/v1/trees/export.csv", {}, lambda body: body.count("\n") == 1),
+    ],
+)
+def test_an_inverted_range_is_answered_without_a_query(
+    api_client, census, django_assert_num_queries, url, extra, empty
+):
+    with django_assert_num_queries(0):
+        response = api_client.get(url, {"dbh_min": "20", "dbh_max": "10", **extra})
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content).decode() if response.streaming else response.json()
+    assert empty(body)
 
 
 def test_radius_without_near_changes_nothing(api_client, census):

@@ -620,6 +620,25 @@ class TreeFilterSet(FilterSet):
         model = Tree
         fields = []  # all declared above, each with its own validation
 
+    # Bounds that match no tree when the lower exceeds the upper.
+    RANGES = (("dbh_min", "dbh_max"), ("created_min", "created_max"))
+
+    def filter_queryset(self, queryset):
+        if self.matches_no_tree():
+            return queryset.none()
+        return super().filter_queryset(queryset)
+
+    def matches_no_tree(self) -> bool:
+        """Whether a range or the box is empty: then the answer needs no query. (Postgres,
+        asked, walks a whole index in tree_id order looking for a first match: 0.2-0.5 s.)"""
+        cleaned = self.form.cleaned_data
+        for low, high in self.RANGES:
+            bounds = cleaned.get(low), cleaned.get(high)
+            if None not in bounds and bounds[0] > bounds[1]:
+                return True
+        box = cleaned.get("bbox")
+        return bool(box) and (box.min_lon > box.max_lon or box.min_lat > box.max_lat)
+
     def filter_species(self, queryset, name, value):
         return queries.of_species_named(queryset, *value)
 
@@ -736,6 +755,8 @@ class SpeciesFilterSet(TreeFilterSet):
             for name, value in self.form.cleaned_data.items()
             if name in TreeFilterSet.base_filters and value not in EMPTY_VALUES
         }
+        if tree_filters and self.matches_no_tree():
+            return queryset.none()
         if tree_filters:
             trees = Tree.objects.all()
             for name, value in tree_filters.items():
