@@ -44,6 +44,41 @@ def _connection_parameters() -> dict:
     }
 
 
+def test_a_read_around_other_work_gives_the_current_version(version_row):
+    data_cache.data_version()  # prepares the statement: the read then overlaps the block
+    DataVersion.objects.filter(pk=version_row.pk).update(version=57)
+    with data_cache.DataVersionRead() as read:
+        pass
+    assert read.version == data_cache.data_version()
+    assert read.version.number == 57
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_on_a_new_connection_gives_the_current_version():
+    version_row, _ = DataVersion.objects.get_or_create(pk=DataVersion.SINGLETON_PK)
+    connection.close()  # nothing prepared on the next connection yet
+    with data_cache.DataVersionRead() as read:
+        pass
+    assert read.version.number == version_row.version
+
+
+def test_an_error_inside_a_read_leaves_the_connection_usable(version_row):
+    data_cache.data_version()
+    with pytest.raises(ZeroDivisionError), data_cache.DataVersionRead():
+        1 / 0  # noqa: B018 (the block fails while the question is in flight)
+    assert DataVersion.objects.get(pk=version_row.pk).version == version_row.version
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_on_a_connection_postgres_dropped_asks_again():
+    before = data_cache.data_version()
+    with psycopg.connect(**_connection_parameters(), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    with data_cache.DataVersionRead() as read:
+        pass
+    assert read.version == before
+
+
 @pytest.mark.django_db(transaction=True)
 def test_bump_is_seen_exactly_at_commit():
     before = data_cache.data_version().number

@@ -9,7 +9,10 @@ CachedResponseMixin) it:
    the view will validate and read them, OR values sorted and distinct). A request that
    fails validation skips the cache: the view answers its 400, never stored, and no SQL
    runs for it;
-2. reads the data version from Postgres (trees.cache.data_version, one primary-key read);
+2. reads the data version from Postgres (one primary-key read, trees.cache.DataVersionRead):
+   the question goes out first and its answer is read after step 4's Redis round trip,
+   which meanwhile looks up the key of the version this process read last (the current one
+   but for its first request after a sync, which then runs the view);
 3. derives the response's key and ETag from the two (trees.cache.response_key); a matching
    If-None-Match is a 304 at once, since the version alone says whether anything changed
    (a matching If-Modified-Since too once the response is known to be a 200: stored, or
@@ -264,6 +267,16 @@ def route(path_info: str, urlconf: str) -> Route:
     return Route(found=True, view_class=view_class, cached=cached, scope=scope)
 
 
+class _LastSeen:
+    """The data version this process read last: the guess each cached request's Redis
+    lookup starts with (ResponseCacheMiddleware.respond_cached)."""
+
+    version: int | None = None
+
+
+_last_seen = _LastSeen()
+
+
 class ResponseCacheMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -297,15 +310,29 @@ class ResponseCacheMiddleware:
     def respond_cached(
         self, request: HttpRequest, query: list[tuple[str, object]]
     ) -> tuple[throttling.Quota | None, HttpResponseBase]:
+        # The Redis round trip (throttle count, stored body) overlaps Postgres's answer for the
+        # version: it looks up the key of the version this process saw last, which is the
+        # current one but for the first request after a sync. Only the version Postgres
+        # gives decides what is sent; a wrong guess only makes that request run the view.
+        guess = _last_seen.version
+        guessed_key = None
         try:
-            version = data_cache.data_version()
+            with data_cache.DataVersionRead() as read:
+                if guess is not None:
+                    guessed_key = _response_key(request, guess, query)
+                    quota, cached = lookup(request, guessed_key)
         except DatabaseError as exc:
             return None, errors.database_unavailable(exc)
+        version = read.version
+        _last_seen.version = version.number
         key = _response_key(request, version.number, query)
+        if guessed_key is None:
+            quota, cached = lookup(request, key)
+        elif key != guessed_key:  # counted already; only this process's memory may have it
+            cached = recent.get(key)
         identity_etag = '"' + hashlib.blake2b(key.encode(), digest_size=16).hexdigest() + '"'
         gzip_etag = identity_etag[:-1] + '-gzip"'
         last_modified = int(version.changed_at.timestamp())
-        quota, cached = lookup(request, key)
         if quota is not None and quota.wait is not None:
             return quota, errors.throttled_response(quota.wait)
         wants_gzip = accepts_gzip(request.META.get("HTTP_ACCEPT_ENCODING", ""))
