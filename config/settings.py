@@ -137,6 +137,9 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
 # Seconds one statement of a web request may run before Postgres cancels it (0: no limit);
 # the web process only (config/wsgi.py, trees/database.py), never the sync or migrations.
 DATABASE_STATEMENT_TIMEOUT = env.float("DATABASE_STATEMENT_TIMEOUT", default=5)
+# Milliseconds a trees/ page query may run on Postgres's first plan before it is asked again
+# with another (trees/plans.py); 0: one plan, however long it takes.
+API_PLAN_SWITCH_MS = env.int("API_PLAN_SWITCH_MS", default=20)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -30,6 +30,8 @@ from django.db.models import F, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 
+from trees import plans
+
 BIGINT_MIN = -(2**63)
 
 
@@ -154,7 +156,7 @@ def _range(
         bound = (start.tree_id,) if len(keys) == 1 else (start.value, start.tree_id)
         queryset = queryset.filter(after(Tuple(*(F(key) for key in keys)), bound))
     sign = "-" if descending else ""
-    return list(queryset.order_by(*(sign + key for key in keys))[:limit])
+    return plans.rows(queryset.order_by(*(sign + key for key in keys))[:limit])
 
 
 def _value_rows(
