@@ -325,7 +325,10 @@ class ResponseCacheMiddleware:
             return None, errors.database_unavailable(exc)
         version = read.version
         _last_seen.version = version.number
-        key = _response_key(request, version.number, query)
+        if version.number == guess:
+            key = guessed_key
+        else:
+            key = _response_key(request, version.number, query)
         if guessed_key is None:
             quota, cached = lookup(request, key)
         elif key != guessed_key:  # counted already; only this process's memory may have it

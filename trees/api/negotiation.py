@@ -7,6 +7,8 @@ else gets the endpoint's default (JSON) instead of a 406, which is simpler for c
 keeps the number of cache entries per URL at two.
 """
 
+import functools
+
 from django.http import HttpRequest
 from rest_framework.exceptions import ValidationError as ParameterError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -23,6 +25,7 @@ def requested_format(request: HttpRequest) -> str:
     return "geojson" if _accepts_geojson(request.META.get("HTTP_ACCEPT", "")) else "json"
 
 
+@functools.lru_cache(maxsize=256)  # clients send a handful of distinct Accept headers
 def _accepts_geojson(accept: str) -> bool:
     for media_range in accept.split(","):
         media_type, *params = (part.strip() for part in media_range.split(";"))
