@@ -100,9 +100,9 @@ def main() -> int:
         return call
 
     request = RequestFactory().get("/api/v1/trees/", REMOTE_ADDR="127.0.0.1")
-    stored_key = cache.make_key("bench_hit_parts:body")
-    get_redis_connection("default").set(stored_key, b"x" * 2_600)  # a gzipped page's size
     redis_client = get_redis_connection("default")
+    stored_key = cache.make_key("bench_hit_parts:body")
+    redis_client.set(stored_key, b"x" * 2_600)  # a gzipped page's size
     data_cache.data_version()  # prepares the statement on this connection
     pgconn = connection.connection.pgconn
 
@@ -125,7 +125,9 @@ def main() -> int:
         for label, call in rows:
             print(f"| {label} | {_microseconds(call, args.requests):,.0f} |")
     finally:
-        redis_client.delete(*redis_client.keys(f"{PREFIX}*") or [stored_key])
+        # Only this script's keys (its own prefix), without KEYS: the Redis may be shared.
+        for key in redis_client.scan_iter(match=f"{PREFIX}:*", count=1000):
+            redis_client.delete(key)
     return 0
 
 
