@@ -178,3 +178,24 @@ def test_truncating_the_trees_clears_the_group_counts():
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no foreign key check left pending
         cursor.execute("TRUNCATE trees_tree")
     assert not TreeGroupCount.objects.exists()
+
+
+def _location_of(tree_id: int) -> tuple[float, float, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ST_X(location), ST_Y(location), ST_SRID(location) FROM trees_tree "
+            "WHERE tree_id = %s",
+            [tree_id],
+        )
+        return cursor.fetchone()
+
+
+def test_every_tree_has_a_point_at_its_longitude_and_latitude():
+    tree = TreeFactory(latitude=40.7128, longitude=-74.006)
+    assert _location_of(tree.tree_id) == (-74.006, 40.7128, 4326)
+
+
+def test_a_trees_point_moves_with_its_coordinates():
+    tree = TreeFactory(latitude=40.7128, longitude=-74.006)
+    Tree.objects.filter(pk=tree.pk).update(latitude=40.75, longitude=-73.9)
+    assert _location_of(tree.tree_id) == (-73.9, 40.75, 4326)

@@ -799,7 +799,8 @@ def _timed(cursor, statement: str) -> None:
 def _dependents(cursor) -> list[str]:
     """What would stop the swap: objects of other tables on the tree table, or sequences.
 
-    The table's own constraints, indexes and triggers are rebuilt by the swap; a view or a
+    The table's own constraints, indexes, triggers and generated columns (the PostGIS
+    location) are rebuilt by the swap or copied by LIKE; a view or a
     foreign key from elsewhere would have to be dropped with it, a sequence it owns (an
     identity or serial column) would start again.
     """
@@ -809,8 +810,11 @@ def _dependents(cursor) -> list[str]:
         FROM pg_depend AS d
         LEFT JOIN pg_constraint AS c ON d.classid = 'pg_constraint'::regclass AND c.oid = d.objid
         LEFT JOIN pg_class AS k ON d.classid = 'pg_class'::regclass AND k.oid = d.objid
+        LEFT JOIN pg_attrdef AS a ON d.classid = 'pg_attrdef'::regclass AND a.oid = d.objid
         WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = %s::regclass
-            AND ((d.deptype = 'n' AND c.conrelid IS DISTINCT FROM d.refobjid) OR k.relkind = 'S')
+            AND ((d.deptype = 'n' AND c.conrelid IS DISTINCT FROM d.refobjid
+                  AND a.adrelid IS DISTINCT FROM d.refobjid)
+                 OR k.relkind = 'S')
         ORDER BY 1
         """,
         [TREE_TABLE],

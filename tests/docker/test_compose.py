@@ -91,7 +91,7 @@ def test_stack_has_the_four_services_and_sync_sits_under_a_profile(stack):
 
 
 def test_backing_services_are_the_official_images(stack):
-    assert re.fullmatch(r"postgres:1[67]", stack["services"]["db"]["image"])
+    assert re.fullmatch(r"postgis/postgis:1[67]-3\.[4-9]", stack["services"]["db"]["image"])
     assert stack["services"]["redis"]["image"] == "redis:7"
 
 

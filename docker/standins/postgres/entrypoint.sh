@@ -1,5 +1,5 @@
 #!/bin/bash
-# Stand-in for the official postgres image's entrypoint (scripts/docker-smoke only): what the
+# Stand-in for the official postgis/postgis image's entrypoint (scripts/docker-smoke only): what the
 # nyc-trees stack relies on, nothing more. See ../README.md.
 set -euo pipefail
 
