@@ -1,6 +1,10 @@
 """The read-side queries the API and admin use, on real Postgres."""
 
+import math
+import random
+
 import pytest
+from django.db import connection
 
 from tests.factories import SpeciesFactory, TreeFactory
 from trees import queries
@@ -50,6 +54,91 @@ def test_in_bbox_includes_its_edges():
         Tree.objects.all(), min_lon=-73.9, min_lat=40.7, max_lon=-73.8, max_lat=40.8
     )
     assert ids(box) == [1, 2]
+
+
+@pytest.fixture
+def scattered_trees():
+    """400 trees around (LAT, LON), a few exactly on or a hair past a box's edges, and the
+    spatial index forced, so the results below come from the GiST index, not a scan."""
+    rng = random.Random(12)
+    points = [(LAT + rng.uniform(-0.01, 0.01), LON + rng.uniform(-0.01, 0.01)) for _ in range(400)]
+    # On the edges of the box (LAT +- 0.005, LON +- 0.005) and 1e-9 degrees (0.1 mm) outside.
+    for dlat, dlon in [(0.005, 0), (-0.005, 0), (0, 0.005), (0, -0.005), (0.005, 0.005)]:
+        for past in (0, 1e-9):
+            points.append((LAT + dlat + math.copysign(past, dlat) if dlat else LAT, LON + dlon))
+            points.append((LAT + dlat, LON + dlon + math.copysign(past, dlon) if dlon else LON))
+    for tree_id, (latitude, longitude) in enumerate(points, start=1):
+        TreeFactory(tree_id=tree_id, latitude=latitude, longitude=longitude)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE trees_tree")
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    return points
+
+
+def by_coordinates(min_lon, min_lat, max_lon, max_lat) -> list[int]:
+    """The trees in a box by their coordinates alone: the query bbox ran before PostGIS."""
+    return ids(
+        Tree.objects.filter(
+            latitude__gte=min_lat,
+            latitude__lte=max_lat,
+            longitude__gte=min_lon,
+            longitude__lte=max_lon,
+        )
+    )
+
+
+def great_circle_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = (
+        math.sin((p2 - p1) / 2) ** 2
+        + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    )
+    return 2 * queries.EARTH_RADIUS_M * math.asin(math.sqrt(a))
+
+
+def test_in_bbox_reads_the_gist_index(scattered_trees):
+    box = queries.in_bbox(
+        Tree.objects.all(), min_lon=LON - 0.005, min_lat=LAT - 0.005, max_lon=LON, max_lat=LAT
+    )
+    assert "tree_location_gist" in box.explain()
+
+
+def test_in_bbox_finds_what_the_coordinates_say_edges_included(scattered_trees):
+    box = {"min_lon": LON - 0.005, "min_lat": LAT - 0.005, "max_lon": LON + 0.005}
+    box["max_lat"] = LAT + 0.005
+    found = ids(queries.in_bbox(Tree.objects.all(), **box))
+    assert found == by_coordinates(**box)
+    assert 50 < len(found) < 400  # a real part of the trees, edges included
+    on_edges = [i for i, (la, lo) in enumerate(scattered_trees, 1) if abs(la - LAT) == 0.005]
+    assert set(on_edges) <= set(found)
+
+
+def test_in_bbox_matches_the_coordinates_for_random_boxes(scattered_trees):
+    rng = random.Random(7)
+    for _ in range(30):
+        lat, lon = LAT + rng.uniform(-0.01, 0.01), LON + rng.uniform(-0.01, 0.01)
+        box = {"min_lon": lon, "min_lat": lat, "max_lon": lon + rng.uniform(0, 0.01)}
+        box["max_lat"] = lat + rng.uniform(0, 0.01)
+        assert ids(queries.in_bbox(Tree.objects.all(), **box)) == by_coordinates(**box)
+
+
+def test_within_radius_matches_the_great_circle_for_random_circles(scattered_trees):
+    rng = random.Random(8)
+    for _ in range(30):
+        lat, lon = LAT + rng.uniform(-0.01, 0.01), LON + rng.uniform(-0.01, 0.01)
+        radius = rng.uniform(10, 800)
+        found = queries.within_radius(
+            Tree.objects.all(), latitude=lat, longitude=lon, radius_m=radius
+        )
+        expected = {
+            i: great_circle_m(lat, lon, la, lo)
+            for i, (la, lo) in enumerate(scattered_trees, 1)
+            if great_circle_m(lat, lon, la, lo) <= radius
+        }
+        distances = dict(found.values_list("tree_id", "distance"))
+        assert sorted(distances) == sorted(expected)
+        for tree_id, distance in distances.items():
+            assert distance == pytest.approx(expected[tree_id], abs=1e-6)
 
 
 def test_of_species_named_matches_either_name_ignoring_case():

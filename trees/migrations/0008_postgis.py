@@ -1,4 +1,5 @@
-"""PostGIS: a point for every tree, and its GiST index.
+"""PostGIS: a point for every tree, and its GiST index, which replaces the (latitude,
+longitude) btree for `bbox` and `near`.
 
 The point is a stored generated column, so it can never disagree with latitude/longitude,
 whoever writes them (the sync's COPY and upserts, a first load's table built LIKE this one,
@@ -28,4 +29,5 @@ class Migration(migrations.Migration):
     operations = [
         CreateExtension("postgis"),
         migrations.RunSQL(ADD_LOCATION, DROP_LOCATION),
+        migrations.RemoveIndex(model_name="tree", name="tree_location_idx"),
     ]
