@@ -1,9 +1,11 @@
-"""URL configuration: the admin and the API (health probes are answered by middleware)."""
+"""URL configuration: the map, the admin and the API (health probes are answered by middleware)."""
 
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
+
+from trees import views
 
 
 def favicon(request):
@@ -12,6 +14,7 @@ def favicon(request):
 
 
 urlpatterns = [
+    path("", views.map_page, name="map"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("trees.api.urls")),
     path("favicon.ico", favicon),
