@@ -182,6 +182,8 @@ DJANGO_REDIS_LOGGER = "trees.cache"
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="120/minute")
 # The same for views with `throttle_scope = "export"` (the bulk exports), counted apart.
 API_EXPORT_THROTTLE_RATE = env.str("API_EXPORT_THROTTLE_RATE", default="10/minute")
+# The same for the vector tiles (/tiles/), counted apart: a map loads a dozen tiles a view.
+API_TILE_THROTTLE_RATE = env.str("API_TILE_THROTTLE_RATE", default="1200/minute")
 # How many proxies in front of the app append to X-Forwarded-For. 0 (the default) ignores the
 # header and throttles by the connecting address, since clients could otherwise forge it.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
@@ -213,13 +215,14 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": None,
 }
 
-# CORS (django-cors-headers) on /api/ only: reads from any origin by default, since the data
-# is public and no request carries credentials (no cookies are sent or allowed). A list of
-# origins (`https://a.example,https://b.example`) limits it to those; an empty value to none.
+# CORS (django-cors-headers) on /api/ and /tiles/ only: reads from any origin by default,
+# since the data is public and no request carries credentials (no cookies are sent or
+# allowed). A list of origins (`https://a.example,https://b.example`) limits it to those;
+# an empty value to none.
 _cors_origins = env.list("CORS_ALLOWED_ORIGINS", default=["*"])
 CORS_ALLOW_ALL_ORIGINS = "*" in _cors_origins
 CORS_ALLOWED_ORIGINS = [origin for origin in _cors_origins if origin and origin != "*"]
-CORS_URLS_REGEX = r"^/api/"
+CORS_URLS_REGEX = r"^/(api|tiles)/"
 CORS_ALLOW_METHODS = ["GET", "HEAD", "OPTIONS"]
 CORS_ALLOW_CREDENTIALS = False
 # What a page may send (the conditional-request headers, for 304s) and read beyond the
@@ -247,6 +250,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Tags and operation ids from the path after this: the tiles (/tiles/) would otherwise
+    # make the common prefix `/` and every tag `api`.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
     # The docs page's JavaScript and CSS come from drf-spectacular-sidecar, served by us: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
