@@ -46,7 +46,9 @@ def map_page(request: HttpRequest) -> HttpResponse:
     config = {
         "maplibre": static("vendor/maplibre-gl/maplibre-gl.mjs"),
         "maplibreWorker": static("vendor/maplibre-gl/maplibre-gl-worker.mjs"),
-        "tiles": "/tiles/trees/{z}/{x}/{y}.mvt",
+        "tiles": reverse("tiles-trees", kwargs={"z": 0, "x": 0, "y": 0}).replace(
+            "/0/0/0.mvt", "/{z}/{x}/{y}.mvt"
+        ),
         "treeZoom": TREE_ZOOM,
         "bounds": NYC_BOUNDS,
         "filters": list(FILTER_PARAMETERS),

@@ -96,9 +96,9 @@ function buildStyle(params) {
       paint: {
         "circle-radius": [
           "interpolate", ["linear"], ["sqrt", ["get", "count"]],
-          1, 1.5,
-          10, 4,
-          40, 9,
+          1, 2.5,
+          10, 5,
+          40, 10,
         ],
         "circle-color": [
           "case",
@@ -257,8 +257,8 @@ async function loadTotals(params) {
     totalsError.hidden = true;
     totalOutput.textContent = `${numbers.format(body.total)} ${body.total === 1 ? "tree" : "trees"}`;
     const rows = [
-      ...body.by_health.map((row) => [row.health || "No health (dead or stump)", row.count]),
-      ...body.by_status.filter((row) => row.status !== "Alive").map((row) => [row.status, row.count]),
+      ...body.by_health.filter((row) => row.value).map((row) => [`${row.value} health`, row.count]),
+      ...body.by_status.filter((row) => row.value !== "Alive").map((row) => [row.value, row.count]),
     ];
     byHealth.replaceChildren(
       ...rows.flatMap(([label, count]) => {
