@@ -12,6 +12,7 @@ box test on `location` (migration 0008_postgis), which the GiST index answers.
 import math
 from typing import NamedTuple
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
@@ -117,7 +118,20 @@ def tile(*, z: int, x: int, y: int, trees: QuerySet[Tree]) -> bytes:
         .filter(RawSQL(IN_BOX, tuple(box), output_field=BooleanField()))  # noqa: S611 (ours)
         .annotate(mx=_raw(MERCATOR_X), my=_raw(MERCATOR_Y), dbh=_raw("coalesce(tree_dbh, 0)"))
     )
-    if aggregated:
+    try:
+        sql, params = _tile_sql(z, x, y, selected)
+    except EmptyResultSet:  # a filter that Django knows matches nothing (.none())
+        return b""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # JIT compiles the plan for seconds' worth of rows; a tile is milliseconds of them.
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, params)
+        (body,) = cursor.fetchone()
+    return bytes(body or b"")
+
+
+def _tile_sql(z: int, x: int, y: int, selected: QuerySet[Tree]) -> tuple[str, list]:
+    if z < AGGREGATE_BELOW_ZOOM:
         inner, inner_params = selected.values("health", "dbh", "mx", "my").query.sql_with_params()
         size = 2 * HALF_WORLD / 2**z
         west, north = -HALF_WORLD + x * size, HALF_WORLD - y * size
@@ -129,12 +143,7 @@ def tile(*, z: int, x: int, y: int, trees: QuerySet[Tree]) -> bytes:
         inner, inner_params = selected.values(*columns).query.sql_with_params()
         sql = POINTS.replace("{trees}", inner)
         params = [z, x, y, *inner_params]
-    with transaction.atomic(), connection.cursor() as cursor:
-        # JIT compiles the plan for seconds' worth of rows; a tile is milliseconds of them.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute(sql, params)
-        (body,) = cursor.fetchone()
-    return bytes(body or b"")
+    return sql, params
 
 
 def _raw(sql: str) -> RawSQL:

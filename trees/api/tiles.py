@@ -8,6 +8,7 @@ under the data version, with ETag, Last-Modified and Cache-Control.
 from urllib.parse import urlencode
 
 from django.urls import reverse
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -24,7 +25,7 @@ from rest_framework.response import Response
 from trees import tiles
 from trees.api.caching import CachedResponseMixin
 from trees.api.filters import FORMAT_PARAMETER, TreeFilterSet
-from trees.api.views import COMMON_RESPONSES, ERROR
+from trees.api.views import COMMON_RESPONSES, ERROR, JSON
 from trees.models import Tree
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -82,6 +83,14 @@ class MVTRenderer(BaseRenderer):
         return data if isinstance(data, bytes) else b""
 
 
+class FilteredSchema(AutoSchema):
+    """Documents the filter backend's parameters (the filters of `trees/`), which
+    drf-spectacular does for list views only: neither a tile nor its TileJSON is a list."""
+
+    def get_filter_backends(self):
+        return getattr(self.view, "filter_backends", [])
+
+
 def _tile_parameter(name: str, maximum: int, description: str) -> OpenApiParameter:
     return OpenApiParameter(
         name,
@@ -97,6 +106,7 @@ class TileView(CachedResponseMixin, generics.GenericAPIView):
     pagination_class = None
     renderer_classes = [MVTRenderer]
     throttle_scope = "tiles"
+    schema = FilteredSchema()
 
     @extend_schema(
         summary="Vector tile of trees",
@@ -121,13 +131,17 @@ class TileView(CachedResponseMixin, generics.GenericAPIView):
         responses={
             (200, MVT): OpenApiResponse(OpenApiTypes.BINARY, description="The tile."),
             204: OpenApiResponse(description="No tree matching the filters is in this tile."),
-            400: OpenApiResponse(
+            304: COMMON_RESPONSES[304],
+            # Errors are JSON, whatever the endpoint's own media type.
+            (400, JSON): OpenApiResponse(
                 ERROR,
                 description="x or y out of range for z, z above 22, or a query parameter "
                 "invalid; `errors` says which.",
             ),
-            404: OpenApiResponse(ERROR, description="Not a tile path (z, x or y not a number)."),
-            **{status: COMMON_RESPONSES[status] for status in (304, 429)},
+            (404, JSON): OpenApiResponse(
+                ERROR, description="Not a tile path (z, x or y not a number)."
+            ),
+            (429, JSON): COMMON_RESPONSES[429],
         },
     )
     def get(self, request, z: int, x: int, y: int):
@@ -151,6 +165,8 @@ class TileJSONView(CachedResponseMixin, generics.GenericAPIView):
     filterset_class = TreeFilterSet
     pagination_class = None
     renderer_classes = [JSONRenderer]
+    throttle_scope = "tiles"
+    schema = FilteredSchema()
 
     @extend_schema(
         summary="TileJSON of the tree tiles",
