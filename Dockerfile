@@ -1,4 +1,4 @@
-# nyc-trees: gunicorn serving the API and the admin, static files collected at build time.
+# nyc-trees: gunicorn serving the map, the API and the admin, static files collected at build time.
 # PYTHON_IMAGE exists so a check without a registry can build on a local stand-in base
 # (scripts/docker-smoke); a real build uses the default.
 ARG PYTHON_IMAGE=python:3.13-slim
@@ -9,6 +9,12 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
+
+# MapLibre GL JS for the map page, from the npm registry, checked against its pinned sha512
+# (the script fails the build on a mismatch or a network error). First, so that a change of
+# requirements does not download it again.
+COPY scripts/vendor_maplibre.py /tmp/vendor_maplibre.py
+RUN python3 /tmp/vendor_maplibre.py --dest /opt/maplibre-gl
 
 # `python3`, not `python`: a plain Debian base has no `python` alias.
 RUN python3 -m venv /opt/venv
@@ -43,6 +49,8 @@ WORKDIR /app
 COPY manage.py ./
 COPY config ./config
 COPY trees ./trees
+# The vendored copy stays out of the build context (.dockerignore): the build stage's is used.
+COPY --from=build /opt/maplibre-gl ./trees/static/vendor/maplibre-gl
 COPY docker/entrypoint.sh ./docker/entrypoint.sh
 
 # DEBUG=true only lets the settings load without a SECRET_KEY; collectstatic uses no key,

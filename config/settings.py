@@ -8,6 +8,7 @@ Secrets may instead come from files: set NAME_FILE to a path (Docker secrets liv
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -181,6 +182,8 @@ DJANGO_REDIS_LOGGER = "trees.cache"
 API_THROTTLE_RATE = env.str("API_THROTTLE_RATE", default="120/minute")
 # The same for views with `throttle_scope = "export"` (the bulk exports), counted apart.
 API_EXPORT_THROTTLE_RATE = env.str("API_EXPORT_THROTTLE_RATE", default="10/minute")
+# The same for the vector tiles (/tiles/), counted apart: a map loads a dozen tiles a view.
+API_TILE_THROTTLE_RATE = env.str("API_TILE_THROTTLE_RATE", default="1200/minute")
 # How many proxies in front of the app append to X-Forwarded-For. 0 (the default) ignores the
 # header and throttles by the connecting address, since clients could otherwise forge it.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
@@ -212,13 +215,14 @@ REST_FRAMEWORK = {
     "DEFAULT_METADATA_CLASS": None,
 }
 
-# CORS (django-cors-headers) on /api/ only: reads from any origin by default, since the data
-# is public and no request carries credentials (no cookies are sent or allowed). A list of
-# origins (`https://a.example,https://b.example`) limits it to those; an empty value to none.
+# CORS (django-cors-headers) on /api/ and /tiles/ only: reads from any origin by default,
+# since the data is public and no request carries credentials (no cookies are sent or
+# allowed). A list of origins (`https://a.example,https://b.example`) limits it to those;
+# an empty value to none.
 _cors_origins = env.list("CORS_ALLOWED_ORIGINS", default=["*"])
 CORS_ALLOW_ALL_ORIGINS = "*" in _cors_origins
 CORS_ALLOWED_ORIGINS = [origin for origin in _cors_origins if origin and origin != "*"]
-CORS_URLS_REGEX = r"^/api/"
+CORS_URLS_REGEX = r"^/(api|tiles)/"
 CORS_ALLOW_METHODS = ["GET", "HEAD", "OPTIONS"]
 CORS_ALLOW_CREDENTIALS = False
 # What a page may send (the conditional-request headers, for 304s) and read beyond the
@@ -246,6 +250,9 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Tags and operation ids from the path after this: the tiles (/tiles/) would otherwise
+    # make the common prefix `/` and every tag `api`.
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
     # The docs page's JavaScript and CSS come from drf-spectacular-sidecar, served by us: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -309,6 +316,33 @@ TIME_ZONE = env.str("TIME_ZONE", default="America/New_York")
 USE_I18N = True
 USE_TZ = True
 
+# --- The map page (/) ------------------------------------------------------------------------
+
+# No basemap by default: the trees alone, on a plain background (they trace the street grid),
+# and no request to any other host. A raster XYZ template such as
+# https://tile.example.org/{z}/{x}/{y}.png adds one under the trees, with this attribution;
+# the Content-Security-Policy then allows that host (and only it) for images and fetches.
+MAP_BASEMAP_URL = env.str("MAP_BASEMAP_URL", default="").strip()
+MAP_BASEMAP_ATTRIBUTION = env.str("MAP_BASEMAP_ATTRIBUTION", default="").strip()
+
+
+def basemap_origins(url: str) -> list[str]:
+    """The CSP source for a basemap template's host (`https://tile.example.org`), or none."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname or "{" in parts.netloc:
+        raise ImproperlyConfigured(
+            f"MAP_BASEMAP_URL must be an http(s) URL with a fixed host and {{z}}/{{x}}/{{y}} "
+            f"in its path, e.g. https://tile.example.org/{{z}}/{{x}}/{{y}}.png; got {url!r}"
+        )
+    if not all(f"{{{part}}}" in url for part in "zxy"):
+        raise ImproperlyConfigured(f"MAP_BASEMAP_URL needs {{z}}, {{x}} and {{y}}: {url!r}")
+    return [f"{parts.scheme}://{parts.netloc}"]
+
+
+MAP_BASEMAP_ORIGINS = basemap_origins(MAP_BASEMAP_URL)
+
 # --- Static files (whitenoise) --------------------------------------------------------------
 
 STATIC_URL = "static/"
@@ -342,13 +376,15 @@ SESSION_COOKIE_HTTPONLY = True
 # scripts from files (no inline script); styles need 'unsafe-inline' for the style attributes
 # Swagger UI sets, and `data:` images are its icons. The browser tests (tests/browser) fail on
 # any violation in the pages they visit.
+# The map page's optional basemap host (MAP_BASEMAP_URL, below) is the only other origin: images
+# and fetches may reach it, and nothing else.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF, CSP.UNSAFE_INLINE],
-    "img-src": [CSP.SELF, "data:"],
+    "img-src": [CSP.SELF, "data:", *MAP_BASEMAP_ORIGINS],
     "font-src": [CSP.SELF],
-    "connect-src": [CSP.SELF],
+    "connect-src": [CSP.SELF, *MAP_BASEMAP_ORIGINS],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
     "form-action": [CSP.SELF],

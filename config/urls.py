@@ -1,9 +1,28 @@
-"""URL configuration: the admin and the API (health probes are answered by middleware)."""
+"""URL configuration: the map, the admin, the API and its vector tiles (health probes are
+answered by middleware)."""
 
 from django.contrib import admin
 from django.shortcuts import redirect
 from django.templatetags.static import static
-from django.urls import include, path
+from django.urls import include, path, register_converter
+
+from trees import views
+from trees.api import tiles
+
+
+class SignedIntConverter:
+    """Tile numbers with a sign: a negative one is a JSON 400 (no such tile), not a 404."""
+
+    regex = "-?[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(SignedIntConverter, "tile")
 
 
 def favicon(request):
@@ -12,12 +31,19 @@ def favicon(request):
 
 
 urlpatterns = [
+    path("", views.map_page, name="map"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("trees.api.urls")),
+    path("tiles/trees.json", tiles.TileJSONView.as_view(), name="tiles-trees-json"),
+    path(
+        "tiles/trees/<tile:z>/<tile:x>/<tile:y>.mvt",
+        tiles.TileView.as_view(),
+        name="tiles-trees",
+    ),
     path("favicon.ico", favicon),
 ]
 
-# JSON under /api/, Django's HTML pages elsewhere.
+# JSON under /api/ and /tiles/, Django's HTML pages elsewhere.
 handler400 = "trees.api.errors.bad_request"
 handler404 = "trees.api.errors.page_not_found"
 handler500 = "trees.api.errors.server_error"

@@ -323,3 +323,50 @@ def test_cors_origins_and_the_export_rate_are_read_from_the_environment(origins,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [*expected, "4/hour"]
+
+
+def csp_sources(**env: str) -> dict:
+    probe = (
+        "import json; from django.conf import settings as s; print(json.dumps({name: "
+        "[str(source) for source in s.SECURE_CSP[name]] for name in ('img-src', 'connect-src')}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + probe],
+        cwd=ROOT,
+        env=clean_env(SECRET_KEY=GOOD_KEY, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_without_a_basemap_the_policy_allows_no_other_host():
+    assert csp_sources() == {"img-src": ["'self'", "data:"], "connect-src": ["'self'"]}
+
+
+def test_a_basemap_host_and_only_it_is_allowed_for_images_and_fetches():
+    sources = csp_sources(
+        MAP_BASEMAP_URL="https://tiles.example.org:8443/osm/{z}/{x}/{y}.png?key=abc",
+        MAP_BASEMAP_ATTRIBUTION="© Example",
+    )
+    assert sources == {
+        "img-src": ["'self'", "data:", "https://tiles.example.org:8443"],
+        "connect-src": ["'self'", "https://tiles.example.org:8443"],
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "tile.example.org/{z}/{x}/{y}.png",  # no scheme
+        "https://{s}.tile.example.org/{z}/{x}/{y}.png",  # no fixed host
+        "ftp://tile.example.org/{z}/{x}/{y}.png",
+        "https://tile.example.org/{z}/{x}.png",  # no {y}
+    ],
+)
+def test_a_basemap_url_that_is_no_xyz_template_stops_startup(url):
+    result = load_settings(SECRET_KEY=GOOD_KEY, MAP_BASEMAP_URL=url)
+    assert result.returncode != 0
+    assert "MAP_BASEMAP_URL" in result.stderr

@@ -17,17 +17,19 @@ from nyc_trees_client import Client
 from nyc_trees_client.api.groups import groups_list
 from nyc_trees_client.api.species import species_list, species_retrieve
 from nyc_trees_client.api.stats import stats_list
+from nyc_trees_client.api.tiles import tiles_trees_retrieve, tiles_trees_tilejson
 from nyc_trees_client.api.trees import trees_export_csv_retrieve, trees_list, trees_retrieve
 from nyc_trees_client.models import (
     PaginatedTreeList,
     Species,
+    TileJSON,
     TreeDetail,
     TreeFeatureCollection,
     TreeGroups,
     TreesListFormat,
     TreeStats,
 )
-from nyc_trees_client.types import Unset
+from nyc_trees_client.types import File, Unset
 
 PAGE_SIZE = 7
 
@@ -113,6 +115,12 @@ def main(base_url: str) -> dict[str, object]:
     csv = trees_export_csv_retrieve.sync(client=client)
     assert isinstance(csv, str), csv
     report["export_lines"] = len(csv.splitlines())
+
+    tilejson = tiles_trees_tilejson.sync(client=client)
+    assert isinstance(tilejson, TileJSON), tilejson
+    world = tiles_trees_retrieve.sync(0, 0, 0, client=client)  # z/x/y: every tree
+    assert isinstance(world, File), world
+    report["tiles"] = {"template": tilejson.tiles[0], "world_bytes": len(world.payload.read())}
     return report
 
 

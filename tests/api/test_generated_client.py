@@ -39,8 +39,9 @@ def generate(schema: Path, into: Path) -> subprocess.CompletedProcess:
     config = into / "openapi-python-client.yml"
     config.write_text(
         "post_hooks: []\n"
-        # openapi-python-client reads no NDJSON: as bytes, which it is.
+        # openapi-python-client reads no NDJSON or vector tiles: as bytes, which they are.
         "content_type_overrides:\n  application/x-ndjson: application/octet-stream\n"
+        "  application/vnd.mapbox-vector-tile: application/octet-stream\n"
     )
     return subprocess.run(
         [
@@ -152,3 +153,6 @@ def test_a_generated_client_type_checks_and_reads_the_live_server(server, tmp_pa
     assert report["species"]["tree_count"] == most[1]
 
     assert report["export_lines"] == len(ids) + 1  # the header row, then one a tree
+
+    assert report["tiles"]["template"] == f"{server.url}/tiles/trees/{{z}}/{{x}}/{{y}}.mvt"
+    assert report["tiles"]["world_bytes"] > 0

@@ -157,7 +157,15 @@ class Browser:
 
 
 @pytest.fixture
-def browser(site: Site, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Browser]:
+def chromium_extra_args() -> list[str]:
+    """More Chromium switches for one module's tests (a module overrides this fixture)."""
+    return []
+
+
+@pytest.fixture
+def browser(
+    site: Site, request: pytest.FixtureRequest, tmp_path: Path, chromium_extra_args: list[str]
+) -> Iterator[Browser]:
     name = re.sub(r"[^\w.-]+", "_", request.node.nodeid.split("::", 1)[-1]).strip("_")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
@@ -171,6 +179,7 @@ def browser(site: Site, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
                 # Treated as HTTPS would be (secure context, Cross-Origin-Opener-Policy
                 # honoured), as the site is in production.
                 f"--unsafely-treat-insecure-origin-as-secure={site.url}",
+                *chromium_extra_args,
             ],
             base_url=site.url,
             viewport={"width": 1280, "height": 900},

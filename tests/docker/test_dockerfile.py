@@ -35,10 +35,23 @@ def test_base_image_is_an_argument_defaulting_to_python_313_slim():
 def test_requirements_are_installed_in_a_build_stage_before_any_code_is_copied():
     _, build, runtime = dockerfile_stages()
     copies = [args for instruction, args in build if instruction == "COPY"]
-    assert copies == ["requirements.txt /tmp/requirements.txt"]
+    assert copies == [
+        "scripts/vendor_maplibre.py /tmp/vendor_maplibre.py",
+        "requirements.txt /tmp/requirements.txt",
+    ]
     assert any(i == "RUN" and "--requirement /tmp/requirements.txt" in a for i, a in build)
     # The runtime stage takes the finished virtualenv, not the build tools or caches.
     assert ("COPY", "--from=build /opt/venv /opt/venv") in runtime
+
+
+def test_maplibre_is_vendored_in_the_build_stage_and_collected_in_the_runtime_stage():
+    _, build, runtime = dockerfile_stages()
+    assert ("RUN", "python3 /tmp/vendor_maplibre.py --dest /opt/maplibre-gl") in build
+    vendored = ("COPY", "--from=build /opt/maplibre-gl ./trees/static/vendor/maplibre-gl")
+    assert vendored in runtime
+    assert runtime.index(vendored) > runtime.index(("COPY", "trees ./trees"))
+    collect = next(i for i, (op, args) in enumerate(runtime) if "collectstatic" in args)
+    assert runtime.index(vendored) < collect
 
 
 def test_final_stage_runs_as_a_non_root_user():
@@ -127,11 +140,19 @@ def test_build_context_leaves_out_secrets_local_config_virtualenvs_and_caches():
         "staticfiles/staticfiles.json",
         "tests/conftest.py",
         "docker/standins/postgres/Containerfile",
+        "trees/static/vendor/maplibre-gl/maplibre-gl.mjs",  # the build vendors its own
+        "scripts/bootstrap",
     ]:
         assert dockerignore_excludes(path), path
 
 
 def test_build_context_keeps_what_the_image_copies():
     copied = ["manage.py", "requirements.txt", "config/settings.py", "trees/models.py"]
-    for path in [*copied, "docker/entrypoint.sh", "trees/migrations/0001_initial.py"]:
+    for path in [
+        *copied,
+        "docker/entrypoint.sh",
+        "trees/migrations/0001_initial.py",
+        "trees/static/trees/map.js",
+        "scripts/vendor_maplibre.py",
+    ]:
         assert not dockerignore_excludes(path), path

@@ -23,7 +23,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
-API_PREFIX = "/api/"
+# The paths whose errors are JSON, and that ResponseCacheMiddleware throttles and caches.
+API_PREFIX = ("/api/", "/tiles/")
 COMPACT = {"separators": (",", ":")}  # as DRF writes JSON
 # Seconds a client is asked to wait while the database is unavailable, and the least time
 # between two warnings about it in the log (every request fails the same way meanwhile).

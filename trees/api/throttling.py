@@ -53,7 +53,7 @@ class Quota(NamedTuple):
 
 # Scope (a view's `throttle_scope`) -> the setting holding its rate; any other scope, or none,
 # is the general one.
-SCOPE_SETTINGS = {"export": "API_EXPORT_THROTTLE_RATE"}
+SCOPE_SETTINGS = {"export": "API_EXPORT_THROTTLE_RATE", "tiles": "API_TILE_THROTTLE_RATE"}
 DEFAULT_SCOPE = "default"
 DEFAULT_SETTING = "API_THROTTLE_RATE"
 
