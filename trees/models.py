@@ -15,6 +15,7 @@ import time
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
+from django.utils import timezone
 
 
 class Species(models.Model):
@@ -473,9 +474,8 @@ class SyncRun(models.Model):
         indexes = [models.Index(fields=["dataset", "status", "-started_at"])]
 
     def __str__(self) -> str:
-        return (
-            f"{self.get_mode_display()} sync of {self.dataset} at {self.started_at:%Y-%m-%d %H:%M}"
-        )
+        started = timezone.localtime(self.started_at)  # TIME_ZONE, as the admin shows times
+        return f"{self.get_mode_display()} sync of {self.dataset} at {started:%Y-%m-%d %H:%M %Z}"
 
     @property
     def duration(self):
