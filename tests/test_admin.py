@@ -331,10 +331,10 @@ def test_a_running_sync_has_no_duration():
 
 
 def test_sync_run_list_shows_counts_with_thousands_separators(admin_client):
-    SyncRunFactory(rows_fetched=683_788, rows_inserted=683_700)
+    SyncRunFactory(rows_fetched=683_788, rows_inserted=683_700, rows_updated=1_000)
     response = admin_client.get(reverse("admin:trees_syncrun_changelist"))
-    assert b"683,788" in response.content
-    assert b"683,700" in response.content
+    assert b"683,788" in response.content  # fetched
+    assert b"684,700" in response.content  # changed: inserted, updated and deleted
 
 
 @override_settings(TIME_ZONE="America/New_York")
