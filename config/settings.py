@@ -309,6 +309,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Admin ----------------------------------------------------------------------------------
+
+# Trees and species mirror Socrata, and the next sync overwrites any edit, so the admin shows
+# them read-only. True lets staff with the permissions edit them (the change pages then warn).
+ADMIN_ALLOW_EDITS = env.bool("ADMIN_ALLOW_EDITS", default=False)
+
 # --- Internationalisation -------------------------------------------------------------------
 
 LANGUAGE_CODE = "en-us"

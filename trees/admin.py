@@ -1,19 +1,38 @@
 """Admin for staff: browse and search the census, and see every sync run.
 
+Trees and species mirror Socrata: the next sync overwrites any edit made here, so they are
+read-only (view permission only, superusers included) unless ADMIN_ALLOW_EDITS is set, and
+then their change pages warn. Sync runs are always read-only.
+
 The tree table has 683,788 rows, so the changelist avoids what is cheap on small tables
 and slow on big ones: one query per row (list_select_related), a full-table count on every
 page (show_full_result_count and the estimating paginator), and an OR across joined tables
 in search (queries.search_trees).
 """
 
+import math
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db.models import Count
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from trees import queries
+from trees import minimap, queries
 from trees.cache import bump_data_version
 from trees.models import Species, SyncRun, Tree
+
+admin.site.site_header = "NYC street trees"
+admin.site.site_title = "NYC street trees admin"
+
+# The minimap: trees within this many metres of the one shown, and at most this many.
+MINIMAP_RADIUS = 150
+MINIMAP_MAX_NEIGHBOURS = 400
 
 
 class EstimatedCountPaginator(Paginator):
@@ -52,8 +71,30 @@ class BumpsDataVersion:
         bump_data_version()
 
 
+class MirroredAdmin:
+    """Read-only unless ADMIN_ALLOW_EDITS: the next sync would overwrite an edit.
+
+    Read at each request (not at import), so a test can override the setting.
+    """
+
+    change_form_template = "admin/trees/mirrored_change_form.html"
+
+    def has_add_permission(self, request):
+        return settings.ADMIN_ALLOW_EDITS and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return settings.ADMIN_ALLOW_EDITS and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return settings.ADMIN_ALLOW_EDITS and super().has_delete_permission(request, obj)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "edits_allowed": settings.ADMIN_ALLOW_EDITS}
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+
 @admin.register(Tree)
-class TreeAdmin(BumpsDataVersion, admin.ModelAdmin):
+class TreeAdmin(MirroredAdmin, BumpsDataVersion, admin.ModelAdmin):
     list_display = [
         "tree_id",
         "species_name",
@@ -126,12 +167,42 @@ class TreeAdmin(BumpsDataVersion, admin.ModelAdmin):
                 ],
             },
         ),
+        ("Map", {"fields": ["minimap"]}),
         ("Socrata", {"fields": ["socrata_id", "socrata_updated_at"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):
         # The key is Socrata's; changing it would detach the row from its source.
-        return ["tree_id"] if obj is not None else []
+        return ["tree_id", "minimap"] if obj is not None else ["minimap"]
+
+    @admin.display(description="where it stands")
+    def minimap(self, tree: Tree) -> str:
+        if tree.latitude is None or tree.longitude is None:
+            return "—"
+        south, north, west, east = minimap.bounding_box(
+            tree.latitude, tree.longitude, MINIMAP_RADIUS
+        )
+        # The (latitude, longitude) btree index: a box, then the circle in Python.
+        nearby = (
+            Tree.objects.filter(latitude__range=(south, north), longitude__range=(west, east))
+            .exclude(pk=tree.pk)
+            .select_related("species")
+            .only("tree_id", "latitude", "longitude", "status", "species__common_name")
+            .order_by("tree_id")[:MINIMAP_MAX_NEIGHBOURS]
+        )
+        centre = minimap.Place(tree.latitude, tree.longitude, tree_label(tree))
+        neighbours = []
+        for other in nearby:
+            place = minimap.Place(
+                other.latitude,
+                other.longitude,
+                tree_label(other),
+                reverse("admin:trees_tree_change", args=[other.pk]),
+            )
+            if math.hypot(*minimap.offset_metres(centre, place)) <= MINIMAP_RADIUS:
+                neighbours.append(place)
+        # minimap.render escapes every text and link it writes.
+        return mark_safe(minimap.render(centre, neighbours, radius=MINIMAP_RADIUS))  # noqa: S308
 
     @admin.display(description="species", ordering="species__common_name")
     def species_name(self, tree: Tree) -> str:
@@ -141,8 +212,13 @@ class TreeAdmin(BumpsDataVersion, admin.ModelAdmin):
         return queries.search_trees(queryset, search_term), False
 
 
+def tree_label(tree: Tree) -> str:
+    species = tree.species.common_name if tree.species else tree.status
+    return f"Tree {tree.tree_id}: {species or tree.status}"
+
+
 @admin.register(Species)
-class SpeciesAdmin(BumpsDataVersion, admin.ModelAdmin):
+class SpeciesAdmin(MirroredAdmin, BumpsDataVersion, admin.ModelAdmin):
     list_display = ["latin_name", "common_name", "tree_count"]
     search_fields = ["latin_name", "common_name"]
     ordering = ["latin_name"]
@@ -161,27 +237,78 @@ class SpeciesAdmin(BumpsDataVersion, admin.ModelAdmin):
         return species.tree_count
 
 
+def humanise_duration(duration: timedelta | None) -> str:
+    """'0.9 s', '42 s', '4 min 12 s', '2 h 5 min'; '—' while a run has no end."""
+    if duration is None:
+        return "—"
+    seconds = duration.total_seconds()
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, seconds = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def local_time(moment: datetime | None, *, seconds: bool = True) -> str:
+    """A time in the project's TIME_ZONE with the zone's abbreviation: 2026-12-04 16:27:05 EST."""
+    if moment is None:
+        return "—"
+    local = timezone.localtime(moment)
+    return local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
-    """Read-only: runs are written by `sync_trees`, never by hand."""
+    """Read-only: runs are written by `sync_trees`, never by hand.
+
+    The list fits a 1366-pixel screen beside the admin's sidebars: when, how, how it ended, how
+    long, and three counts (what changed, split on the detail page).
+    """
 
     list_display = [
-        "id",
-        "started_at",
-        "dataset",
+        "started",
         "mode",
         "status",
-        "duration",
-        "rows_fetched",
-        "rows_inserted",
-        "rows_updated",
-        "rows_unchanged",
-        "rows_deleted",
-        "rows_rejected",
+        "dry_run",
+        "took",
+        "fetched",
+        "changed",
+        "rejected",
     ]
-    list_filter = ["status", "mode", "dataset"]
+    list_display_links = ["started"]
+    list_filter = ["status", "mode", "dry_run", "dataset"]
     ordering = ["-started_at", "-id"]
     date_hierarchy = "started_at"
+    fieldsets = [
+        (None, {"fields": ["dataset", "source", "mode", "dry_run", "status"]}),
+        ("Time", {"fields": ["started_time", "finished", "took", "time_zone"]}),
+        (
+            "Rows",
+            {"fields": ["fetched", "inserted", "updated", "unchanged", "deleted", "rejected"]},
+        ),
+        ("Warnings", {"fields": ["warning_list", "error_message", "rejections"]}),
+        ("Bookkeeping", {"classes": ["collapse"], "fields": ["watermark_time", "backend_pid"]}),
+    ]
+    readonly_fields = [
+        "started_time",
+        "finished",
+        "took",
+        "time_zone",
+        "fetched",
+        "inserted",
+        "updated",
+        "unchanged",
+        "deleted",
+        "rejected",
+        "warning_list",
+        "rejections",
+        "watermark_time",
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -191,3 +318,75 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, run: SyncRun) -> str:
+        return local_time(run.started_at, seconds=False)
+
+    @admin.display(description="started")
+    def started_time(self, run: SyncRun) -> str:
+        return local_time(run.started_at)
+
+    @admin.display(description="finished")
+    def finished(self, run: SyncRun) -> str:
+        return local_time(run.finished_at)
+
+    @admin.display(description="duration")
+    def took(self, run: SyncRun) -> str:
+        return humanise_duration(run.duration)
+
+    @admin.display(description="time zone")
+    def time_zone(self, run: SyncRun) -> str:
+        return settings.TIME_ZONE
+
+    @admin.display(description="newest row stored (updated on Socrata)")
+    def watermark_time(self, run: SyncRun) -> str:
+        return local_time(run.watermark)
+
+    @admin.display(description="fetched", ordering="rows_fetched")
+    def fetched(self, run: SyncRun) -> str:
+        return f"{run.rows_fetched:,}"
+
+    @admin.display(description="changed")
+    def changed(self, run: SyncRun) -> str:
+        return f"{run.rows_inserted + run.rows_updated + run.rows_deleted:,}"
+
+    @admin.display(description="inserted", ordering="rows_inserted")
+    def inserted(self, run: SyncRun) -> str:
+        return f"{run.rows_inserted:,}"
+
+    @admin.display(description="updated", ordering="rows_updated")
+    def updated(self, run: SyncRun) -> str:
+        return f"{run.rows_updated:,}"
+
+    @admin.display(description="unchanged", ordering="rows_unchanged")
+    def unchanged(self, run: SyncRun) -> str:
+        return f"{run.rows_unchanged:,}"
+
+    @admin.display(description="deleted", ordering="rows_deleted")
+    def deleted(self, run: SyncRun) -> str:
+        return f"{run.rows_deleted:,}"
+
+    @admin.display(description="rejected", ordering="rows_rejected")
+    def rejected(self, run: SyncRun) -> str:
+        return f"{run.rows_rejected:,}"
+
+    @admin.display(description="warnings")
+    def warning_list(self, run: SyncRun) -> str:
+        if not run.warnings:
+            return "None"
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((w,) for w in run.warnings))
+        )
+
+    @admin.display(description="rejected rows (samples)")
+    def rejections(self, run: SyncRun) -> str:
+        if not run.rejection_samples:
+            return "None"
+        rows = (
+            (sample.get("tree_id", "?"), sample.get("reason", sample))
+            if isinstance(sample, dict)
+            else ("?", sample)
+            for sample in run.rejection_samples
+        )
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>tree {}: {}</li>", rows))

@@ -3,7 +3,8 @@
 Field names follow the Socrata API names (see ../shared/SOCRATA.md) so analysts can match
 them to the portal, except where a name would mislead: `created_at` there is the survey
 date (stored as `surveyed_on`), `spc_latin`/`spc_common` become the `species` reference,
-and `boroname`/`cb_num` become `borough`/`community_board`.
+and `boroname`/`cb_num` become `borough`/`community_board`. Labels and help texts are the
+admin's, in words; the Socrata names are in ../shared/SOCRATA.md.
 
 The 1995 and 2005 censuses and the Parks live inventory will arrive as their own models
 beside `Tree` (their fields and vocabularies differ), sharing `Species` where names match.
@@ -14,12 +15,13 @@ import time
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
 from django.db.models.functions import Upper
+from django.utils import timezone
 
 
 class Species(models.Model):
     """A tree species, shared by every census that names it."""
 
-    latin_name = models.CharField(max_length=200, unique=True)
+    latin_name = models.CharField("Latin name", max_length=200, unique=True)
     common_name = models.CharField(max_length=200, blank=True)
 
     class Meta:
@@ -110,19 +112,31 @@ RARE_VALUE_INDEXES = [
 class Tree(models.Model):
     """One row of the 2015 census (Socrata dataset uvpi-gqnh), keyed by its `tree_id`."""
 
-    tree_id = models.BigIntegerField(primary_key=True, help_text="Socrata's natural key.")
-    block_id = models.IntegerField(null=True, blank=True)
-    surveyed_on = models.DateField(null=True, blank=True, help_text="Socrata `created_at`.")
+    tree_id = models.BigIntegerField(
+        "tree ID", primary_key=True, help_text="The census's own number for the tree."
+    )
+    block_id = models.IntegerField(
+        "block ID", null=True, blank=True, help_text="The blockface the tree stands on."
+    )
+    surveyed_on = models.DateField(
+        "surveyed on", null=True, blank=True, help_text="The day the tree was surveyed."
+    )
     tree_dbh = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Trunk diameter in inches at about 4.5 ft."
+        "trunk diameter (in)",
+        null=True,
+        blank=True,
+        help_text="Trunk diameter in inches, measured about 4.5 ft above the ground.",
     )
     stump_diam = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Stump diameter in inches; 0 for standing trees."
+        "stump diameter (in)",
+        null=True,
+        blank=True,
+        help_text="Stump diameter in inches; 0 for standing trees.",
     )
-    curb_loc = models.CharField(max_length=14, choices=CurbLocation, blank=True)
+    curb_loc = models.CharField("curb position", max_length=14, choices=CurbLocation, blank=True)
     status = models.CharField(max_length=5, choices=Status)
     health = models.CharField(
-        max_length=4, choices=Health, blank=True, help_text="Empty for Dead and Stump."
+        max_length=4, choices=Health, blank=True, help_text="Empty for dead trees and stumps."
     )
     species = models.ForeignKey(
         Species,
@@ -131,50 +145,115 @@ class Tree(models.Model):
         blank=True,
         related_name="trees",
         db_index=False,  # covered by the (species, tree_id) index below
-        help_text="Empty for Dead and Stump.",
+        help_text="Empty for dead trees and stumps.",
     )
-    steward = models.CharField(max_length=7, choices=Steward, blank=True)
-    guards = models.CharField(max_length=7, choices=Guards, blank=True)
-    sidewalk = models.CharField(max_length=8, choices=Sidewalk, blank=True)
-    user_type = models.CharField(max_length=16, choices=UserType, blank=True)
-    problems = models.TextField(blank=True, help_text="Problem names joined by commas, or `None`.")
-    root_stone = models.BooleanField(null=True)
-    root_grate = models.BooleanField(null=True)
-    root_other = models.BooleanField(null=True)
-    trunk_wire = models.BooleanField(null=True)
-    trnk_light = models.BooleanField(null=True)
-    trnk_other = models.BooleanField(null=True)
-    brch_light = models.BooleanField(null=True)
-    brch_shoe = models.BooleanField(null=True)
-    brch_other = models.BooleanField(null=True)
-    address = models.CharField(max_length=200, blank=True)
-    zipcode = models.CharField(max_length=5, blank=True, help_text="Text: `83` is Central Park.")
-    zip_city = models.CharField(max_length=100, blank=True)
+    steward = models.CharField(
+        "signs of stewardship",
+        max_length=7,
+        choices=Steward,
+        blank=True,
+        help_text="How many signs of care by neighbours the surveyor saw.",
+    )
+    guards = models.CharField(
+        "tree guard",
+        max_length=7,
+        choices=Guards,
+        blank=True,
+        help_text="Whether a guard is there, and whether it helps or harms the tree.",
+    )
+    sidewalk = models.CharField("sidewalk damage", max_length=8, choices=Sidewalk, blank=True)
+    user_type = models.CharField("surveyed by", max_length=16, choices=UserType, blank=True)
+    problems = models.TextField(
+        blank=True, help_text="The problems found, separated by commas, or None."
+    )
+    root_stone = models.BooleanField("roots: paving stones", null=True)
+    root_grate = models.BooleanField("roots: metal grates", null=True)
+    root_other = models.BooleanField("roots: other problem", null=True)
+    trunk_wire = models.BooleanField("trunk: wires or rope", null=True)
+    trnk_light = models.BooleanField("trunk: lights", null=True)
+    trnk_other = models.BooleanField("trunk: other problem", null=True)
+    brch_light = models.BooleanField("branches: lights or wires", null=True)
+    brch_shoe = models.BooleanField("branches: sneakers", null=True)
+    brch_other = models.BooleanField("branches: other problem", null=True)
+    address = models.CharField(
+        max_length=200, blank=True, help_text="The nearest address, as estimated."
+    )
+    zipcode = models.CharField(
+        "ZIP code", max_length=5, blank=True, help_text="Kept as text: 83 is Central Park."
+    )
+    zip_city = models.CharField(
+        "ZIP code city",
+        max_length=100,
+        blank=True,
+        help_text="The city of the ZIP code, not always the borough.",
+    )
     community_board = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="Socrata `cb_num`: borough digit + district."
+        null=True,
+        blank=True,
+        help_text="Borough digit followed by the district number: 406 is Queens 6.",
     )
-    borocode = models.PositiveSmallIntegerField(null=True, blank=True)
-    borough = models.CharField(max_length=13, choices=Borough, help_text="Socrata `boroname`.")
-    cncldist = models.PositiveSmallIntegerField(null=True, blank=True)
-    st_assem = models.PositiveSmallIntegerField(null=True, blank=True)
-    st_senate = models.PositiveSmallIntegerField(null=True, blank=True)
-    nta = models.CharField(max_length=4, blank=True, help_text="2010 NTA code.")
-    nta_name = models.CharField(max_length=100, blank=True)
-    boro_ct = models.IntegerField(null=True, blank=True)
+    borocode = models.PositiveSmallIntegerField(
+        "borough code",
+        null=True,
+        blank=True,
+        help_text="1 Manhattan, 2 Bronx, 3 Brooklyn, 4 Queens, 5 Staten Island.",
+    )
+    borough = models.CharField(max_length=13, choices=Borough)
+    cncldist = models.PositiveSmallIntegerField(
+        "council district", null=True, blank=True, help_text="City Council district."
+    )
+    st_assem = models.PositiveSmallIntegerField("State Assembly district", null=True, blank=True)
+    st_senate = models.PositiveSmallIntegerField("State Senate district", null=True, blank=True)
+    nta = models.CharField(
+        "neighborhood code",
+        max_length=4,
+        blank=True,
+        help_text="2010 Neighborhood Tabulation Area code.",
+    )
+    nta_name = models.CharField(
+        "neighborhood", max_length=100, blank=True, help_text="2010 Neighborhood Tabulation Area."
+    )
+    boro_ct = models.IntegerField(
+        "borough and census tract",
+        null=True,
+        blank=True,
+        help_text="Borough digit followed by a 6-digit census tract.",
+    )
     state = models.CharField(max_length=20, blank=True)
-    latitude = models.FloatField()
-    longitude = models.FloatField()
-    x_sp = models.FloatField(null=True, blank=True, help_text="NY State Plane, feet.")
-    y_sp = models.FloatField(null=True, blank=True, help_text="NY State Plane, feet.")
-    council_district = models.PositiveSmallIntegerField(null=True, blank=True)
+    latitude = models.FloatField(help_text="Degrees north (WGS 84).")
+    longitude = models.FloatField(help_text="Degrees east (WGS 84): negative in New York.")
+    x_sp = models.FloatField(
+        "State Plane x (ft)", null=True, blank=True, help_text="New York State Plane, feet."
+    )
+    y_sp = models.FloatField(
+        "State Plane y (ft)", null=True, blank=True, help_text="New York State Plane, feet."
+    )
+    council_district = models.PositiveSmallIntegerField(
+        "council district (later column)",
+        null=True,
+        blank=True,
+        help_text="Added to the dataset later; appears to repeat the council district.",
+    )
     census_tract = models.CharField(
         max_length=10, blank=True, help_text="Tract number, e.g. 739 or 376.02 (a code)."
     )
-    bin = models.IntegerField(null=True, blank=True, help_text="Building id.")
-    bbl = models.BigIntegerField(null=True, blank=True, help_text="Borough-block-lot.")
-    socrata_id = models.CharField(max_length=40, blank=True, help_text="Socrata `:id`.")
+    bin = models.IntegerField(
+        "building ID (BIN)", null=True, blank=True, help_text="Building Identification Number."
+    )
+    bbl = models.BigIntegerField(
+        "borough, block and lot (BBL)",
+        null=True,
+        blank=True,
+        help_text="Borough digit, 5-digit block and 4-digit lot.",
+    )
+    socrata_id = models.CharField(
+        "Socrata row ID", max_length=40, blank=True, help_text="The row's ID on the portal."
+    )
     socrata_updated_at = models.DateTimeField(
-        null=True, blank=True, help_text="Socrata `:updated_at`, for incremental sync."
+        "updated on Socrata",
+        null=True,
+        blank=True,
+        help_text="When the portal last changed the row; incremental syncs start from here.",
     )
 
     class Meta:
@@ -357,7 +436,7 @@ class SyncRun(models.Model):
 
     dataset = models.CharField(max_length=20)
     source = models.CharField(
-        max_length=500, blank=True, help_text="URL or file read; never carries the app token."
+        max_length=500, blank=True, help_text="URL or file read; never shows the app token."
     )
     mode = models.CharField(max_length=11, choices=Mode)
     dry_run = models.BooleanField(default=False)
@@ -377,10 +456,13 @@ class SyncRun(models.Model):
         default=list, blank=True, help_text="What the run noticed but could live with."
     )
     watermark = models.DateTimeField(
-        null=True, blank=True, help_text="Newest Socrata `:updated_at` this run stored."
+        null=True,
+        blank=True,
+        help_text="The newest portal update time among the rows this run stored.",
     )
     error_message = models.TextField(blank=True)
     backend_pid = models.IntegerField(
+        "Postgres backend PID",
         null=True,
         blank=True,
         help_text="Postgres backend of the process holding the sync lock for this run; "
@@ -392,9 +474,8 @@ class SyncRun(models.Model):
         indexes = [models.Index(fields=["dataset", "status", "-started_at"])]
 
     def __str__(self) -> str:
-        return (
-            f"{self.get_mode_display()} sync of {self.dataset} at {self.started_at:%Y-%m-%d %H:%M}"
-        )
+        started = timezone.localtime(self.started_at)  # TIME_ZONE, as the admin shows times
+        return f"{self.get_mode_display()} sync of {self.dataset} at {started:%Y-%m-%d %H:%M %Z}"
 
     @property
     def duration(self):
