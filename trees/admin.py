@@ -10,7 +10,6 @@ page (show_full_result_count and the estimating paginator), and an OR across joi
 in search (queries.search_trees).
 """
 
-import math
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -179,28 +178,28 @@ class TreeAdmin(MirroredAdmin, BumpsDataVersion, admin.ModelAdmin):
     def minimap(self, tree: Tree) -> str:
         if tree.latitude is None or tree.longitude is None:
             return "—"
-        south, north, west, east = minimap.bounding_box(
-            tree.latitude, tree.longitude, MINIMAP_RADIUS
-        )
-        # The (latitude, longitude) btree index: a box, then the circle in Python.
+        # The GiST index on the PostGIS point, then the great circle: the nearest first.
         nearby = (
-            Tree.objects.filter(latitude__range=(south, north), longitude__range=(west, east))
-            .exclude(pk=tree.pk)
+            queries.within_radius(
+                Tree.objects.exclude(pk=tree.pk),
+                latitude=tree.latitude,
+                longitude=tree.longitude,
+                radius_m=MINIMAP_RADIUS,
+            )
             .select_related("species")
             .only("tree_id", "latitude", "longitude", "status", "species__common_name")
-            .order_by("tree_id")[:MINIMAP_MAX_NEIGHBOURS]
+            .order_by("distance", "tree_id")[:MINIMAP_MAX_NEIGHBOURS]
         )
         centre = minimap.Place(tree.latitude, tree.longitude, tree_label(tree))
-        neighbours = []
-        for other in nearby:
-            place = minimap.Place(
+        neighbours = [
+            minimap.Place(
                 other.latitude,
                 other.longitude,
                 tree_label(other),
                 reverse("admin:trees_tree_change", args=[other.pk]),
             )
-            if math.hypot(*minimap.offset_metres(centre, place)) <= MINIMAP_RADIUS:
-                neighbours.append(place)
+            for other in nearby
+        ]
         # minimap.render escapes every text and link it writes.
         return mark_safe(minimap.render(centre, neighbours, radius=MINIMAP_RADIUS))  # noqa: S308
 

@@ -24,13 +24,6 @@ class Place:
     href: str = ""
 
 
-def bounding_box(latitude: float, longitude: float, radius: float) -> tuple[float, ...]:
-    """(south, north, west, east) in degrees of the square `radius` metres around a point."""
-    dlat = radius / METRES_PER_DEGREE_LATITUDE
-    dlon = radius / (METRES_PER_DEGREE_LONGITUDE_AT_EQUATOR * math.cos(math.radians(latitude)))
-    return latitude - dlat, latitude + dlat, longitude - dlon, longitude + dlon
-
-
 def offset_metres(centre: Place, place: Place) -> tuple[float, float]:
     """Metres east and north of `centre`."""
     east = (
