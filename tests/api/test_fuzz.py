@@ -61,14 +61,25 @@ def sent_query_parameters(har: dict, schema: dict) -> set[tuple[str, str]]:
     return sent
 
 
+# A tile's x and y run to 2^z - 1, which no schema can say of two parameters: for the tile
+# operation alone, a schema-valid tile that does not exist may be the 400 it documents.
+CONFIG = """
+[[operations]]
+include-path = "/tiles/trees/{z}/{x}/{y}.mvt"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "404", "429"]
+"""
+
+
 def test_api_conforms_to_its_schema(live_server, soda_server_factory, settings, tmp_path):
     sync_census(soda_server_factory, rows=300)
+    (tmp_path / "schemathesis.toml").write_text(CONFIG)
     settings.API_THROTTLE_RATE = "1000000/minute"
     schema_url = f"{live_server.url}/api/v1/schema/?format=json"
     har_path = tmp_path / "fuzz.har"
     result = subprocess.run(
         [
             str(SCHEMATHESIS),
+            f"--config-file={tmp_path / 'schemathesis.toml'}",
             "run",
             schema_url,
             "--checks=all",
