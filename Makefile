@@ -1,5 +1,5 @@
 # Every target sets itself up (scripts/bootstrap is idempotent), so each works on a fresh clone.
-.PHONY: run serve test fuzz journey lint format superuser bench-sync bench-api bench-export bench-firstload docker-secrets docker-smoke
+.PHONY: run serve test fuzz journey lint format superuser bench-sync bench-api bench-export bench-firstload bench-map docker-secrets docker-smoke
 
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -74,6 +74,11 @@ bench-api:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
 		else sudo apt-get update -qq && sudo apt-get install -y -qq wrk; fi; }
 	.venv/bin/python benchmarks/bench_api.py $(BENCH_ARGS)
+
+## bench-map: the map page in headless Chromium on the full census, cold cache (see benchmarks/bench_map.py)
+bench-map:
+	scripts/bootstrap dev
+	.venv/bin/python benchmarks/bench_map.py $(BENCH_ARGS)
 
 ## bench-export: whole-census exports through gunicorn against a plain COPY, in its own database
 bench-export:
