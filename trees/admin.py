@@ -261,6 +261,16 @@ def local_time(moment: datetime | None, *, seconds: bool = True) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
 
 
+def _count_column(field: str, description: str):
+    """A sync-run count as a column, with thousands separators, sortable by its field."""
+
+    @admin.display(description=description, ordering=field)
+    def column(self, run: SyncRun) -> str:
+        return f"{getattr(run, field):,}"
+
+    return column
+
+
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
     """Read-only: runs are written by `sync_trees`, never by hand.
@@ -342,33 +352,17 @@ class SyncRunAdmin(admin.ModelAdmin):
     def watermark_time(self, run: SyncRun) -> str:
         return local_time(run.watermark)
 
-    @admin.display(description="fetched", ordering="rows_fetched")
-    def fetched(self, run: SyncRun) -> str:
-        return f"{run.rows_fetched:,}"
+    fetched = _count_column("rows_fetched", "fetched")
 
     @admin.display(description="changed")
     def changed(self, run: SyncRun) -> str:
         return f"{run.rows_inserted + run.rows_updated + run.rows_deleted:,}"
 
-    @admin.display(description="inserted", ordering="rows_inserted")
-    def inserted(self, run: SyncRun) -> str:
-        return f"{run.rows_inserted:,}"
-
-    @admin.display(description="updated", ordering="rows_updated")
-    def updated(self, run: SyncRun) -> str:
-        return f"{run.rows_updated:,}"
-
-    @admin.display(description="unchanged", ordering="rows_unchanged")
-    def unchanged(self, run: SyncRun) -> str:
-        return f"{run.rows_unchanged:,}"
-
-    @admin.display(description="deleted", ordering="rows_deleted")
-    def deleted(self, run: SyncRun) -> str:
-        return f"{run.rows_deleted:,}"
-
-    @admin.display(description="rejected", ordering="rows_rejected")
-    def rejected(self, run: SyncRun) -> str:
-        return f"{run.rows_rejected:,}"
+    inserted = _count_column("rows_inserted", "inserted")
+    updated = _count_column("rows_updated", "updated")
+    unchanged = _count_column("rows_unchanged", "unchanged")
+    deleted = _count_column("rows_deleted", "deleted")
+    rejected = _count_column("rows_rejected", "rejected")
 
     @admin.display(description="warnings")
     def warning_list(self, run: SyncRun) -> str:

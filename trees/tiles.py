@@ -14,10 +14,11 @@ from typing import NamedTuple
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import BooleanField, QuerySet
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 
 from trees.models import Tree
+from trees.queries import LocationInBox
 
 LAYER = "trees"
 EXTENT = 4096  # tile coordinates per side, ST_AsMVT's default
@@ -67,7 +68,6 @@ MERCATOR_X = f"longitude * {HALF_WORLD / 180!r}"
 MERCATOR_Y = f"ln(tan(radians(45 + latitude / 2))) * {HALF_WORLD / math.pi!r}"
 
 TILE_ENVELOPE = "ST_TileEnvelope(%s::int, %s::int, %s::int)"
-IN_BOX = '"trees_tree"."location" && ST_MakeEnvelope(%s, %s, %s, %s, 4326)'
 
 POINTS = f"""
 SELECT ST_AsMVT(feature, '{LAYER}', {EXTENT}, 'geom', 'id')
@@ -115,7 +115,7 @@ def tile(*, z: int, x: int, y: int, trees: QuerySet[Tree]) -> bytes:
     box = tile_bounds(z, x, y, buffer=0 if aggregated else BUFFER)
     selected = (
         trees.order_by()
-        .filter(RawSQL(IN_BOX, tuple(box), output_field=BooleanField()))  # noqa: S611 (ours)
+        .filter(LocationInBox(*box))
         .annotate(mx=_raw(MERCATOR_X), my=_raw(MERCATOR_Y), dbh=_raw("coalesce(tree_dbh, 0)"))
     )
     try:

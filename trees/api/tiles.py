@@ -100,13 +100,18 @@ def _tile_parameter(name: str, maximum: int, description: str) -> OpenApiParamet
     )
 
 
-class TileView(CachedResponseMixin, generics.GenericAPIView):
+class _FilteredTreesView(CachedResponseMixin, generics.GenericAPIView):
+    """What a tile and the TileJSON share: the trees/ filters, the cache, the tile throttle."""
+
     queryset = Tree.objects.all()
     filterset_class = TreeFilterSet
     pagination_class = None
-    renderer_classes = [MVTRenderer]
     throttle_scope = "tiles"
     schema = FilteredSchema()
+
+
+class TileView(_FilteredTreesView):
+    renderer_classes = [MVTRenderer]
 
     @extend_schema(
         summary="Vector tile of trees",
@@ -160,13 +165,8 @@ class TileView(CachedResponseMixin, generics.GenericAPIView):
         return Response(body, content_type=MVT)
 
 
-class TileJSONView(CachedResponseMixin, generics.GenericAPIView):
-    queryset = Tree.objects.all()
-    filterset_class = TreeFilterSet
-    pagination_class = None
+class TileJSONView(_FilteredTreesView):
     renderer_classes = [JSONRenderer]
-    throttle_scope = "tiles"
-    schema = FilteredSchema()
 
     @extend_schema(
         summary="TileJSON of the tree tiles",
